@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/pkg/codec"
+	"github.com/hookstream/hookstream/pkg/kafka"
+	"github.com/hookstream/hookstream/pkg/metrics"
+	"github.com/hookstream/hookstream/pkg/registry"
+	"github.com/hookstream/hookstream/router"
+)
+
+// stack is what every service needs: the catalog, the core topics, and the
+// registry view.
+type stack struct {
+	kcfg kafka.Config
+	cat  *codec.Catalog
+	reg  *registry.Registry
+	log  *slog.Logger
+}
+
+func openStack(ctx context.Context, kcfg kafka.Config, log *slog.Logger) (*stack, error) {
+	cat, err := codec.Default()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kcfg.ClientOpts("admin")...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := kcfg.EnsureTopics(tctx, kadm.NewClient(cl), kcfg.CoreTopics()...); err != nil {
+		return nil, fmt.Errorf("cannot reach Kafka at %v or create the core topics: %w", kcfg.Brokers, err)
+	}
+	reg, err := registry.Open(tctx, kcfg, cat, registry.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	return &stack{kcfg: kcfg, cat: cat, reg: reg, log: log}, nil
+}
+
+func (s *stack) Close() { s.reg.Close() }
+
+// serveMetrics serves /metrics (and /healthz) on addr until ctx ends; an
+// empty addr serves nothing.
+func serveMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(g))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("serving metrics", "addr", "http://"+ln.Addr().String()+"/metrics")
+	return nil
+}
+
+func newRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+type serviceFlags struct {
+	kafka       kafkaFlags
+	log         logFlags
+	metricsAddr string
+}
+
+func (s *serviceFlags) register(f *flags, defMetrics string) {
+	s.kafka.register(f)
+	s.log.register(f)
+	f.str(&s.metricsAddr, "metrics-addr", defMetrics, "listen address of /metrics and /healthz (empty = off)")
+}
+
+func (s *serviceFlags) setup(stderr io.Writer) (kafka.Config, *slog.Logger, error) {
+	kcfg, err := s.kafka.config()
+	if err != nil {
+		return kcfg, nil, err
+	}
+	log, err := s.log.logger(stderr)
+	return kcfg, log, err
+}
+
+func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
+	f := newFlags("router", "Consume the events topic and fan each event out to the topics of its subscribed endpoints, transactionally.", stderr)
+	var sf serviceFlags
+	var txnID string
+	var maxPoll int
+	sf.register(f, "127.0.0.1:9464")
+	f.str(&txnID, "transactional-id", "", "transactional id, stable per instance and unique between instances (default hookstream-router-<hostname>)")
+	f.integer(&maxPoll, "max-poll-records", 5000, "most records routed in one transaction")
+	if err := parseFlags(f, args); err != nil {
+		return err
+	}
+	kcfg, log, err := sf.setup(stderr)
+	if err != nil {
+		return err
+	}
+	st, err := openStack(ctx, kcfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	promReg := newRegistry()
+	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log); err != nil {
+		return err
+	}
+	r, err := router.New(router.Config{Kafka: kcfg, TransactionalID: txnID, MaxPollRecords: maxPoll, Logger: log, Registerer: promReg}, st.reg, st.cat)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}
+
+type delivererFlags struct {
+	inflight, queued            int
+	attemptTimeout, minB, maxB  time.Duration
+	commitInterval, shutdownTTL time.Duration
+}
+
+func (d *delivererFlags) register(f *flags) {
+	f.integer(&d.inflight, "max-inflight-per-partition", 16, "concurrent POSTs per endpoint-topic partition")
+	f.integer(&d.queued, "max-queued-per-partition", 512, "fetched records a partition holds before its fetching pauses")
+	f.duration(&d.attemptTimeout, "attempt-timeout", 15*time.Second, "timeout of one delivery attempt")
+	f.duration(&d.minB, "retry-min-backoff", time.Second, "first retry backoff")
+	f.duration(&d.maxB, "retry-max-backoff", time.Minute, "largest retry backoff")
+	f.duration(&d.commitInterval, "commit-interval", time.Second, "how often settled offsets are committed")
+	f.duration(&d.shutdownTTL, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight attempts")
+}
+
+func (d *delivererFlags) config(kcfg kafka.Config, log *slog.Logger, reg prometheus.Registerer) deliverer.Config {
+	return deliverer.Config{
+		Kafka: kcfg, MaxInFlightPerPartition: d.inflight, MaxQueuedPerPartition: d.queued,
+		AttemptTimeout: d.attemptTimeout, RetryMinBackoff: d.minB, RetryMaxBackoff: d.maxB,
+		CommitInterval: d.commitInterval, ShutdownTimeout: d.shutdownTTL,
+		Logger: log, Registerer: reg,
+	}
+}
+
+func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error {
+	f := newFlags("deliverer", "Consume the endpoint topics, sign each record per Standard Webhooks and POST it to its endpoint.", stderr)
+	var sf serviceFlags
+	var df delivererFlags
+	sf.register(f, "127.0.0.1:9465")
+	df.register(f)
+	if err := parseFlags(f, args); err != nil {
+		return err
+	}
+	kcfg, log, err := sf.setup(stderr)
+	if err != nil {
+		return err
+	}
+	st, err := openStack(ctx, kcfg, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	promReg := newRegistry()
+	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log); err != nil {
+		return err
+	}
+	d, err := deliverer.New(df.config(kcfg, log, promReg), st.reg, st.cat)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
+

@@ -1,0 +1,61 @@
+package deliverer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookstream/hookstream/pkg/metrics"
+)
+
+type delivererMetrics struct {
+	deliveries     *prometheus.CounterVec
+	attempts       *prometheus.CounterVec
+	attemptSeconds prometheus.Histogram
+	endToEnd       prometheus.Histogram
+	inflight       prometheus.Gauge
+	queued         prometheus.Gauge
+	partitions     prometheus.Gauge
+	commits        *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *delivererMetrics {
+	m := &delivererMetrics{
+		deliveries: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookstream_deliverer_deliveries_total",
+			Help: "Settled deliveries by outcome: delivered, rejected, dropped (endpoint deleted), undeliverable.",
+		}, []string{"outcome"})),
+		attempts: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookstream_deliverer_attempts_total",
+			Help: "HTTP delivery attempts by result: 2xx, 3xx, 4xx, 5xx, timeout, error.",
+		}, []string{"result"})),
+		attemptSeconds: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hookstream_deliverer_attempt_duration_seconds",
+			Help:    "Duration of one HTTP delivery attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		})),
+		endToEnd: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hookstream_deliverer_end_to_end_seconds",
+			Help:    "From the event's occurred_at to its successful delivery.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
+		})),
+		inflight: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookstream_deliverer_inflight_requests",
+			Help: "Delivery attempts in progress (including retry waits).",
+		})),
+		queued: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookstream_deliverer_queued_records",
+			Help: "Fetched records waiting for a delivery slot.",
+		})),
+		partitions: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hookstream_deliverer_assigned_partitions",
+			Help: "Endpoint-topic partitions assigned to this deliverer.",
+		})),
+		commits: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookstream_deliverer_commits_total",
+			Help: "Offset commits by result (ok, error).",
+		}, []string{"result"})),
+	}
+	for _, o := range []string{OutcomeDelivered, OutcomeRejected, OutcomeDropped, OutcomeUndeliverable} {
+		m.deliveries.WithLabelValues(o)
+	}
+	return m
+}

@@ -1,0 +1,114 @@
+package deliverer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Request is one signed HTTP delivery attempt.
+type Request struct {
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// Result is what one attempt got back.
+type Result struct {
+	// Status is the HTTP status code; 0 if no response arrived.
+	Status int
+	// Err is the transport error (connection refused, timeout, …), nil when a
+	// response arrived.
+	Err error
+	// Body is the start of the response body, capped.
+	Body []byte
+	// RetryAfter is the parsed Retry-After header (0 if none).
+	RetryAfter time.Duration
+}
+
+// Sender performs one delivery attempt. Implementations must be safe for
+// concurrent use and must honour ctx (its deadline is the attempt timeout).
+type Sender interface {
+	Send(ctx context.Context, req *Request) Result
+}
+
+// HTTPSender is the production Sender: one shared http.Client with
+// keep-alive connections per host, no redirects followed.
+type HTTPSender struct {
+	Client *http.Client
+	// MaxResponseBody caps the response snippet kept in Result.Body
+	// (default 1 KiB). The rest of the body is drained (up to 64 KiB) so the
+	// connection can be reused.
+	MaxResponseBody int
+}
+
+// NewHTTPSender returns an HTTPSender whose transport keeps up to
+// maxConnsPerHost idle connections per host.
+func NewHTTPSender(maxConnsPerHost int) *HTTPSender {
+	if maxConnsPerHost <= 0 {
+		maxConnsPerHost = 64
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          0, // no global cap; per host below
+		MaxIdleConnsPerHost:   maxConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &HTTPSender{Client: &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse // a 3xx is an answer, not a hop
+		},
+	}}
+}
+
+// Send posts req and reads the start of the answer.
+func (s *HTTPSender) Send(ctx context.Context, req *Request) Result {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, req.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		return Result{Err: err}
+	}
+	hr.Header = req.Header
+	resp, err := s.Client.Do(hr)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = errors.Join(ctxErr, err)
+		}
+		return Result{Err: err}
+	}
+	defer resp.Body.Close()
+	max := s.MaxResponseBody
+	if max <= 0 {
+		max = 1024
+	}
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, int64(max)))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	res := Result{Status: resp.StatusCode, Body: snippet}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		res.RetryAfter = parseRetryAfter(ra, time.Now())
+	}
+	return res
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if secs, err := strconv.Atoi(v); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,271 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/deliverer"
+	"github.com/hookstream/hookstream/pkg/codec"
+	"github.com/hookstream/hookstream/pkg/kafka"
+	"github.com/hookstream/hookstream/pkg/kafkatest"
+	"github.com/hookstream/hookstream/pkg/registry"
+	"github.com/hookstream/hookstream/pkg/webhook"
+	"github.com/hookstream/hookstream/producer"
+	"github.com/hookstream/hookstream/router"
+)
+
+// env is one test's isolated slice of a shared cluster: its own topic
+// prefix, groups and transactional ids.
+type env struct {
+	t       *testing.T
+	cluster *kafkatest.Cluster
+	kcfg    kafka.Config
+	cat     *codec.Catalog
+	reg     *registry.Registry
+	admin   *registry.Admin
+	prod    *producer.Producer
+	cl      *kgo.Client
+	prom    *prometheus.Registry
+	log     *slog.Logger
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	lvl := slog.LevelWarn
+	if os.Getenv("HOOKSTREAM_TEST_VERBOSE") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: lvl}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p[:len(p)-1])); return len(p), nil }
+
+func newEnv(t *testing.T, cluster *kafkatest.Cluster) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	prefix := fmt.Sprintf("t%d", rand.Uint32())
+	kcfg := kafka.Config{Brokers: cluster.Addrs, Prefix: prefix, ClientID: prefix, EventsPartitions: 3}
+	if cluster.ReplicationFactor() >= 3 {
+		kcfg.ReplicationFactor, kcfg.MinInsyncReplicas = 3, 2
+	}
+	cat, err := codec.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := cluster.Client(t, kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err := kcfg.EnsureTopics(ctx, kadm.NewClient(cl), kcfg.CoreTopics()...); err != nil {
+		t.Fatal(err)
+	}
+	log := testLogger(t)
+	reg, err := registry.Open(ctx, kcfg, cat, registry.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(reg.Close)
+	prod, err := producer.New(producer.WithKafkaConfig(kcfg), producer.WithCatalog(cat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	return &env{
+		t: t, cluster: cluster, kcfg: kcfg, cat: cat, reg: reg, cl: cl,
+		admin: registry.NewAdmin(kcfg, cl, cat, reg), prod: prod,
+		prom: prometheus.NewRegistry(), log: log,
+	}
+}
+
+// service runs fn in the background until the returned stop is called
+// (or the test ends) and fails the test if fn returns an error.
+func (e *env) service(name string, run func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := run(ctx); err != nil {
+			e.t.Errorf("%s: %v", name, err)
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	e.t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) startRouter() (stop func()) {
+	e.t.Helper()
+	r, err := router.New(router.Config{
+		Kafka: e.kcfg, Group: e.kcfg.Prefix + "-router", TransactionalID: e.kcfg.Prefix + "-router",
+		Logger: e.log, Registerer: e.prom,
+	}, e.reg, e.cat)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.service("router", r.Run)
+}
+
+func (e *env) delivererConfig() deliverer.Config {
+	return deliverer.Config{
+		Kafka: e.kcfg, Group: e.kcfg.Prefix + "-deliverer",
+		RetryMinBackoff: 20 * time.Millisecond, RetryMaxBackoff: 200 * time.Millisecond,
+		AttemptTimeout: 5 * time.Second, CommitInterval: 200 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		Logger: e.log, Registerer: e.prom,
+	}
+}
+
+func (e *env) startDeliverer(cfg deliverer.Config) (stop func()) {
+	e.t.Helper()
+	d, err := deliverer.New(cfg, e.reg, e.cat)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.service("deliverer", d.Run)
+}
+
+func (e *env) addEndpoint(url string, events ...string) *registry.Endpoint {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ep, err := e.admin.Create(ctx, registry.Endpoint{TenantID: "acme", URL: url, EventTypes: events})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ep
+}
+
+// delivery is one request a receiver accepted.
+type delivery struct {
+	ID      string
+	Attempt string
+	Body    map[string]any
+}
+
+// receiver is a local HTTP server with one path per endpoint; every request
+// must carry a valid Standard Webhooks signature for that endpoint's secret.
+// fail, when set, decides per request whether to answer 500.
+type receiver struct {
+	t    *testing.T
+	srv  *http.Server
+	base string
+
+	mu         sync.Mutex
+	verifiers  map[string]*webhook.Verifier
+	got        map[string][]delivery // path -> deliveries
+	badSig     atomic.Int64
+	fail       atomic.Pointer[func(path string) bool]
+	requests   atomic.Int64
+	rejections atomic.Int64
+}
+
+func newReceiver(t *testing.T) *receiver {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{t: t, base: "http://" + ln.Addr().String(), verifiers: map[string]*webhook.Verifier{}, got: map[string][]delivery{}}
+	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = r.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = r.srv.Close() })
+	return r
+}
+
+// endpoint registers path with the endpoint's secrets and returns its URL.
+func (r *receiver) url(path string) string { return r.base + path }
+
+func (r *receiver) trust(path string, ep *registry.Endpoint) {
+	var secrets []webhook.Secret
+	for _, s := range ep.Secrets {
+		sec, err := webhook.ParseSecret(s)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		secrets = append(secrets, sec)
+	}
+	v, err := webhook.NewVerifier(secrets)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.verifiers[path] = v
+	r.mu.Unlock()
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.requests.Add(1)
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	v := r.verifiers[req.URL.Path]
+	r.mu.Unlock()
+	if v == nil || v.Verify(req.Header, body) != nil {
+		r.badSig.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if f := r.fail.Load(); f != nil && (*f)(req.URL.Path) {
+		r.rejections.Add(1)
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		r.t.Errorf("delivery body is not JSON: %v: %s", err, body)
+	}
+	for _, h := range []string{"Content-Type", "User-Agent", "Webhook-Event", "Webhook-Attempt"} {
+		if req.Header.Get(h) == "" {
+			r.t.Errorf("delivery without %s header", h)
+		}
+	}
+	r.mu.Lock()
+	r.got[req.URL.Path] = append(r.got[req.URL.Path], delivery{ID: req.Header.Get("Webhook-Id"), Attempt: req.Header.Get("Webhook-Attempt"), Body: m})
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// ids returns the distinct webhook ids path received.
+func (r *receiver) ids(path string) map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]int{}
+	for _, d := range r.got[path] {
+		out[d.ID]++
+	}
+	return out
+}
+
+func (r *receiver) deliveries(path string) []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.got[path]...)
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,173 @@
+package codec
+
+import (
+	"encoding/base64"
+		"math"
+	"math/big"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Appenders for JSON scalars. They write straight into a byte slice and
+// always produce valid JSON, whatever the input bytes.
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
+// U+FFFD, control characters and U+2028/U+2029 are escaped; HTML characters
+// are left alone (the output is an HTTP body, not a script).
+func appendJSONString(dst []byte, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendJSONFloat formats like encoding/json (shortest representation that
+// round-trips, exponent only for very small or large magnitudes). NaN and
+// infinities, which JSON numbers cannot express, become the strings "NaN",
+// "Infinity" and "-Infinity".
+func appendJSONFloat(dst []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(dst, `"Infinity"`...)
+	case math.IsInf(f, -1):
+		return append(dst, `"-Infinity"`...)
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) ||
+			bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, bits)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(dst)
+		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst
+}
+
+// appendTimestamp writes epoch milliseconds (or microseconds) as an RFC 3339
+// string in UTC with exactly 3 (or 6) fractional digits.
+func appendTimestamp(dst []byte, v int64, micros bool) []byte {
+	var t time.Time
+	layout := `"2006-01-02T15:04:05.000Z07:00"`
+	if micros {
+		t = time.UnixMicro(v).UTC()
+		layout = `"2006-01-02T15:04:05.000000Z07:00"`
+	} else {
+		t = time.UnixMilli(v).UTC()
+	}
+	return t.AppendFormat(dst, layout)
+}
+
+// appendDate writes days since the Unix epoch as "YYYY-MM-DD".
+func appendDate(dst []byte, days int64) []byte {
+	return time.Unix(days*86400, 0).UTC().AppendFormat(dst, `"2006-01-02"`)
+}
+
+func appendBase64(dst, b []byte) []byte {
+	dst = append(dst, '"')
+	dst = base64.StdEncoding.AppendEncode(dst, b)
+	return append(dst, '"')
+}
+
+// appendDecimal writes a decimal's big-endian two's-complement unscaled
+// value as a JSON string such as "-12.50".
+func appendDecimal(dst, b []byte, scale int) []byte {
+	dst = append(dst, '"')
+	var digits []byte
+	var scratch [24]byte
+	if len(b) <= 8 {
+		var v int64
+		for _, c := range b {
+			v = v<<8 | int64(c)
+		}
+		if len(b) > 0 && len(b) < 8 && b[0]&0x80 != 0 {
+			v -= 1 << (8 * len(b)) // sign extension
+		}
+		if v < 0 {
+			dst = append(dst, '-')
+		}
+		u := uint64(v)
+		if v < 0 {
+			u = -u
+		}
+		digits = strconv.AppendUint(scratch[:0], u, 10)
+	} else {
+		n := new(big.Int).SetBytes(b)
+		if b[0]&0x80 != 0 {
+			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+			dst = append(dst, '-')
+			n.Neg(n)
+		}
+		digits = n.Append(scratch[:0], 10)
+	}
+	if scale > 0 {
+		if len(digits) <= scale {
+			dst = append(dst, '0', '.')
+			for range scale - len(digits) {
+				dst = append(dst, '0')
+			}
+			dst = append(dst, digits...)
+		} else {
+			dst = append(dst, digits[:len(digits)-scale]...)
+			dst = append(dst, '.')
+			dst = append(dst, digits[len(digits)-scale:]...)
+		}
+	} else {
+		dst = append(dst, digits...)
+	}
+	return append(dst, '"')
+}

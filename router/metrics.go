@@ -1,0 +1,43 @@
+package router
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookstream/hookstream/pkg/metrics"
+)
+
+type routerMetrics struct {
+	events       *prometheus.CounterVec
+	fanout       prometheus.Counter
+	transactions *prometheus.CounterVec
+	batchSeconds prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *routerMetrics {
+	m := &routerMetrics{
+		events: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookstream_router_events_total",
+			Help: "Events consumed from the events topic, by result: routed (to at least one endpoint), unrouted (no subscribed endpoint), quarantined (moved to the invalid topic).",
+		}, []string{"result"})),
+		fanout: metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookstream_router_fanout_records_total",
+			Help: "Records written to endpoint topics.",
+		})),
+		transactions: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookstream_router_transactions_total",
+			Help: "Router transactions by result (committed, aborted).",
+		}, []string{"result"})),
+		batchSeconds: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hookstream_router_batch_duration_seconds",
+			Help:    "Time to route one polled batch, from transaction begin to commit.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		})),
+	}
+	for _, r := range []string{"routed", "unrouted", "quarantined"} {
+		m.events.WithLabelValues(r)
+	}
+	for _, r := range []string{"committed", "aborted"} {
+		m.transactions.WithLabelValues(r)
+	}
+	return m
+}

@@ -28,9 +28,9 @@ func runEmit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	var missing []string
-	for n, v := range map[string]string{"--type": typ, "--tenant": tenant, "--data": data} {
-		if v == "" {
-			missing = append(missing, n)
+	for _, fl := range []struct{ name, v string }{{"--type", typ}, {"--tenant", tenant}, {"--data", data}} {
+		if fl.v == "" {
+			missing = append(missing, fl.name)
 		}
 	}
 	if len(missing) > 0 {

@@ -70,16 +70,16 @@ func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := parseFlags(f, args[1:]); err != nil {
 		return err
 	}
-	required := map[string]string{}
+	var required []struct{ name, v string }
 	switch sub {
 	case "add":
-		required = map[string]string{"--tenant": tenant, "--url": url, "--events": events}
+		required = []struct{ name, v string }{{"--tenant", tenant}, {"--url", url}, {"--events", events}}
 	case "get", "enable", "delete", "disable":
-		required = map[string]string{"--id": id}
+		required = []struct{ name, v string }{{"--id", id}}
 	}
-	for name, v := range required {
-		if v == "" {
-			fmt.Fprintf(stderr, "hookstream endpoints %s: %s is required\n", sub, name)
+	for _, r := range required {
+		if r.v == "" {
+			fmt.Fprintf(stderr, "hookstream endpoints %s: %s is required\n", sub, r.name)
 			return errUsage
 		}
 	}

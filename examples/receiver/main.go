@@ -107,10 +107,17 @@ func newHandler(secret webhook.Secret, logger *slog.Logger) (http.Handler, *webh
 		logger.Warn("webhook rejected", "status", status, "err", err, "remote", r.RemoteAddr)
 		webhook.DefaultErrorHandler(w, r, status, err)
 	}
+	// A delivery already processed is acknowledged again without reprocessing.
+	logDuplicate := func(w http.ResponseWriter, r *http.Request) {
+		d, _ := webhook.FromContext(r.Context())
+		logger.Info("duplicate delivery acknowledged", "webhook_id", d.ID, "attempt", d.Attempt)
+		w.WriteHeader(http.StatusOK)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /", webhook.Middleware(verifier, handleEvent(logger),
 		webhook.WithStore(store),
 		webhook.WithErrorHandler(logRejection),
+		webhook.WithDuplicateHandler(http.HandlerFunc(logDuplicate)),
 	))
 	return mux, store, nil
 }

@@ -71,7 +71,7 @@ func TestReceiver(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
 	}
-	for _, want := range []string{`msg="event received"`, "event_id=evt_1", "type=payment.succeeded", "tenant_id=t_1", `msg="webhook rejected"`, "shutting down"} {
+	for _, want := range []string{`msg="event received"`, "event_id=evt_1", "type=payment.succeeded", "tenant_id=t_1", `msg="webhook rejected"`, `msg="duplicate delivery acknowledged" webhook_id=msg_1`, "shutting down"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %q:\n%s", want, logs.String())
 		}

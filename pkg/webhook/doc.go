@@ -36,7 +36,7 @@
 // signatures, which this package does not implement), are ignored.
 //
 // Verification. Verify requires the three headers, a timestamp within the
-// tolerance (DefaultTolerance, 5 minutes, in the past and in the future, as
+// tolerance (DefaultTolerance, 5 minutes, in the past and in the future, as in
 // the reference libraries), and one matching v1 entry, compared in constant
 // time with hmac.Equal. Each failure has its own error (ErrMissingHeaders,
 // ErrInvalidTimestamp, ErrTimestampTooOld, ErrTimestampTooNew,

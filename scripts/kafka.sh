@@ -600,6 +600,9 @@ require_node() {
 
 cmd_start() {
 	parse_opts "$@"
+	if [[ -n "$NODES" && "$NODES" != 1 && "$NODES" != 3 ]]; then
+		die "--nodes must be 1 or 3, got '$NODES'"
+	fi
 	abs_dir create
 	lock_dir
 	ensure_fetched
@@ -617,7 +620,6 @@ cmd_start() {
 		log "starting the existing ${#nodes[@]}-node cluster in $DIR"
 	else
 		NODES="${NODES:-1}"
-		[[ "$NODES" == 1 || "$NODES" == 3 ]] || die "--nodes must be 1 or 3, got '$NODES'"
 		rm -rf "$DIR"/node-* "$DIR/cluster.id" "$DIR/bootstrap" "$DIR/nodes"
 		mapfile -t nodes < <(seq 1 "$NODES")
 	fi

@@ -137,7 +137,8 @@ func Start(tb testing.TB, opts ...Option) *Cluster {
 	}
 }
 
-// StopNode stops node i (an index into Addrs) gracefully: real Kafka gets
+// StopNode stops node i (an index into Addrs; node i+1 of scripts/kafka.sh,
+// kfake node ID i) gracefully: real Kafka gets
 // SIGTERM (SIGKILL after 30 s); kfake removes the node and closes its
 // connections. The node keeps its address for [Cluster.StartNode].
 func (c *Cluster) StopNode(tb testing.TB, i int) {
@@ -210,7 +211,12 @@ func (c *Cluster) CreateTopic(tb testing.TB, topic string, partitions int32, con
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	resp, err := c.Admin(tb).CreateTopic(ctx, partitions, c.ReplicationFactor(), configs, topic)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs...))
+	if err != nil {
+		tb.Fatalf("kafkatest: kgo.NewClient: %v", err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, c.ReplicationFactor(), configs, topic)
 	if err == nil {
 		err = resp.Err
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -53,6 +55,69 @@ func TestRepoRoot(t *testing.T) {
 			t.Errorf("RepoRoot() = %s: %v", root, err)
 		}
 	}
+}
+
+// fakeTB records Fatal and Skip instead of ending the real test, so a test
+// can check how Start fails.
+type fakeTB struct {
+	testing.TB
+	fatal    string
+	skipped  bool
+	cleanups []func()
+}
+
+func (f *fakeTB) Helper()             {}
+func (f *fakeTB) Logf(string, ...any) {}
+func (f *fakeTB) Failed() bool        { return f.fatal != "" }
+func (f *fakeTB) Cleanup(fn func())   { f.cleanups = append(f.cleanups, fn) }
+func (f *fakeTB) Errorf(format string, args ...any) {
+	f.fatal += fmt.Sprintf(format, args...)
+}
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.fatal += fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (f *fakeTB) Fatal(args ...any) {
+	f.fatal += fmt.Sprint(args...)
+	runtime.Goexit()
+}
+func (f *fakeTB) Skip(...any)          { f.skipped = true; runtime.Goexit() }
+func (f *fakeTB) Skipf(string, ...any) { f.skipped = true; runtime.Goexit() }
+func (f *fakeTB) SkipNow()             { f.skipped = true; runtime.Goexit() }
+
+// A real cluster that cannot start must fail the test with the script's
+// explanation, never skip it. A fake "java" that reports Java 11 makes the
+// script refuse before it needs Maven or a JVM, so this runs anywhere.
+func TestStartRealFailsWithoutJava17(t *testing.T) {
+	javaHome := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(javaHome, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fakeJava := "#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n"
+	if err := os.WriteFile(filepath.Join(javaHome, "bin", "java"), []byte(fakeJava), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JAVA_HOME", javaHome)
+	t.Setenv("HOOKSTREAM_KAFKA_CACHE", t.TempDir())
+	t.Setenv("TMPDIR", t.TempDir()) // where Start keeps the logs of a failed cluster
+
+	ftb := &fakeTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		kafkatest.Start(ftb, kafkatest.Kind(kafkatest.KindKafka))
+	}()
+	<-done
+	for i := len(ftb.cleanups) - 1; i >= 0; i-- {
+		ftb.cleanups[i]()
+	}
+	if ftb.skipped {
+		t.Fatal("Start skipped the test; it must fail it")
+	}
+	if !strings.Contains(ftb.fatal, "needs Java 17+") {
+		t.Fatalf("Start failure = %q, want the script's Java 17+ error", ftb.fatal)
+	}
+	t.Logf("Start failed as it should:\n%s", ftb.fatal)
 }
 
 func TestProduceConsume(t *testing.T) {
@@ -156,7 +221,7 @@ func TestNodeLoss(t *testing.T) {
 	}
 	killed := time.Now()
 	c.KillNode(t, victim)
-	t.Logf("killed node %d (%s) after %d acks, %v into producing", victim, c.Addrs[victim], acked.Load(), killed.Sub(start).Round(time.Millisecond))
+	t.Logf("killed node index %d (%s) after %d acks, %v into producing", victim, c.Addrs[victim], acked.Load(), killed.Sub(start).Round(time.Millisecond))
 	<-done
 	if err := prod.Flush(ctx); err != nil {
 		t.Fatalf("flush: %v", err)
@@ -181,7 +246,7 @@ func TestNodeLoss(t *testing.T) {
 	if c.Kind == kafkatest.KindKafka {
 		waitFullISR(ctx, t, adm, topic, 3)
 	}
-	t.Logf("node %d back (full ISR on real Kafka) after %v", victim, time.Since(restart).Round(time.Millisecond))
+	t.Logf("node index %d back (full ISR on real Kafka) after %v", victim, time.Since(restart).Round(time.Millisecond))
 	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("after-restart")}).FirstErr(); err != nil {
 		t.Fatalf("produce after restart: %v", err)
 	}

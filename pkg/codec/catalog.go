@@ -65,15 +65,20 @@ type Catalog struct {
 	// envelopeFast is set when the current envelope has exactly the fields
 	// the hand-written envelope codec knows.
 	envelopeFast bool
-	api          avro.API
+	// api is the catalog's own hamba configuration. It only ever decodes
+	// with schemas resolved to the current version of a record: hamba keys
+	// its decoder cache by a schema identity that ignores field actions, so
+	// Resolve(old, new) and Resolve(new, new) must never share a config.
+	api avro.API
 }
 
-// The envelope record's full name, and the file it must be in.
+// Full names of internal records, for Marshal and Unmarshal.
 const (
-	EnvelopeName = "hookstream.Envelope"
-	EndpointName = "hookstream.Endpoint"
-	envelopeFile = "envelope.avsc"
+	EnvelopeName = "hookstream.Envelope" // defined by envelope.avsc
+	EndpointName = "hookstream.Endpoint" // defined by endpoint.avsc
 )
+
+const envelopeFile = "envelope.avsc"
 
 // Default returns the catalog of the schemas embedded in package schemas,
 // loaded on first use.
@@ -449,7 +454,8 @@ func (c *Catalog) EncodeJSON(eventType string, data []byte) ([]byte, error) {
 
 // DataToJSON renders event data (Single Object Encoding) as JSON in the
 // shape of the latest version of its event type, whatever version wrote it.
-// It returns the event type too.
+// It returns the event type too. Errors wrap ErrNotSingleObject,
+// ErrUnknownSchema, or describe malformed Avro data.
 func (c *Catalog) DataToJSON(soe []byte) (eventType string, js []byte, err error) {
 	es, js, err := c.appendDataJSON(nil, soe)
 	if err != nil {
@@ -478,7 +484,7 @@ func (c *Catalog) appendDataJSON(dst []byte, soe []byte) (*EventSchema, []byte, 
 		return nil, dst, unknownSchema(fp)
 	}
 	if dst == nil {
-		dst = make([]byte, 0, 64+2*len(body))
+		dst = make([]byte, 0, 128+3*len(body))
 	}
 	r := reader{b: body}
 	out, err := es.toLatest.run(&r, dst)

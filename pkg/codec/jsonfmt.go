@@ -2,7 +2,7 @@ package codec
 
 import (
 	"encoding/base64"
-		"math"
+	"math"
 	"math/big"
 	"strconv"
 	"time"
@@ -101,20 +101,92 @@ func appendJSONFloat(dst []byte, f float64, bits int) []byte {
 // appendTimestamp writes epoch milliseconds (or microseconds) as an RFC 3339
 // string in UTC with exactly 3 (or 6) fractional digits.
 func appendTimestamp(dst []byte, v int64, micros bool) []byte {
-	var t time.Time
-	layout := `"2006-01-02T15:04:05.000Z07:00"`
+	unit, width := int64(1000), 3
 	if micros {
-		t = time.UnixMicro(v).UTC()
-		layout = `"2006-01-02T15:04:05.000000Z07:00"`
-	} else {
-		t = time.UnixMilli(v).UTC()
+		unit, width = 1_000_000, 6
 	}
-	return t.AppendFormat(dst, layout)
+	sec := floorDiv(v, unit)
+	frac := int(v - sec*unit)
+	days := floorDiv(sec, 86400)
+	y, m, d := civilDate(days)
+	if y < 0 || y > 9999 {
+		// Not expressible in RFC 3339; written the way package time does.
+		if micros {
+			return time.UnixMicro(v).UTC().AppendFormat(dst, `"2006-01-02T15:04:05.000000Z07:00"`)
+		}
+		return time.UnixMilli(v).UTC().AppendFormat(dst, `"2006-01-02T15:04:05.000Z07:00"`)
+	}
+	rem := int(sec - days*86400)
+	dst = append(dst, '"')
+	dst = appendDigits(dst, int(y), 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, m, 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, d, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, rem/3600, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, rem/60%60, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, rem%60, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, frac, width)
+	return append(dst, 'Z', '"')
 }
 
 // appendDate writes days since the Unix epoch as "YYYY-MM-DD".
 func appendDate(dst []byte, days int64) []byte {
-	return time.Unix(days*86400, 0).UTC().AppendFormat(dst, `"2006-01-02"`)
+	y, m, d := civilDate(days)
+	if y < 0 || y > 9999 {
+		return time.Unix(days*86400, 0).UTC().AppendFormat(dst, `"2006-01-02"`)
+	}
+	dst = append(dst, '"')
+	dst = appendDigits(dst, int(y), 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, m, 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, d, 2)
+	return append(dst, '"')
+}
+
+// appendDigits writes 0 <= v < 10^width with exactly width digits.
+func appendDigits(dst []byte, v, width int) []byte {
+	var buf [8]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, buf[:width]...)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
+}
+
+// civilDate converts days since 1970-01-01 to a proleptic Gregorian date
+// (Howard Hinnant's days_from_civil inverse).
+func civilDate(days int64) (y int64, m, d int) {
+	z := days + 719468
+	era := floorDiv(z, 146097)
+	doe := z - era*146097                                  // [0, 146096]
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365 // [0, 399]
+	y = yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100) // [0, 365]
+	mp := (5*doy + 2) / 153                  // [0, 11]
+	d = int(doy - (153*mp+2)/5 + 1)
+	if mp < 10 {
+		m = int(mp + 3)
+	} else {
+		m = int(mp - 9)
+	}
+	if m <= 2 {
+		y++
+	}
+	return y, m, d
 }
 
 func appendBase64(dst, b []byte) []byte {

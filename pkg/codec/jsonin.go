@@ -186,15 +186,8 @@ func encodeJSONValue(dst []byte, n *node, v any, depth int) ([]byte, error) {
 		if !ok {
 			return nil, invalid("want object (%s), got %s", n.name, got(v))
 		}
-		if len(m) > len(n.fields) || hasUnknownKey(n, m) {
-			var unknown []string
-			for k := range m {
-				if _, ok := n.fieldIndex[k]; !ok {
-					unknown = append(unknown, k)
-				}
-			}
-			slices.Sort(unknown)
-			return nil, at(invalid("unknown field (%s has no such field)", n.name), "."+unknown[0])
+		if k, ok := unknownKey(n, m); ok {
+			return nil, at(invalid("unknown field (%s has no such field)", n.name), "."+k)
 		}
 		for _, f := range n.fields {
 			fv, ok := m[f.name]
@@ -217,13 +210,15 @@ func encodeJSONValue(dst []byte, n *node, v any, depth int) ([]byte, error) {
 	return nil, invalid("unsupported schema %s", n.describe())
 }
 
-func hasUnknownKey(n *node, m map[string]any) bool {
+// unknownKey returns the smallest key of m that is not a field of record n
+// (the smallest, so that the error does not depend on map order).
+func unknownKey(n *node, m map[string]any) (key string, found bool) {
 	for k := range m {
-		if _, ok := n.fieldIndex[k]; !ok {
-			return true
+		if _, ok := n.fieldIndex[k]; !ok && (!found || k < key) {
+			key, found = k, true
 		}
 	}
-	return false
+	return key, found
 }
 
 func encodeJSONUnion(dst []byte, n *node, v any, depth int) ([]byte, error) {
@@ -241,15 +236,16 @@ func encodeJSONUnion(dst []byte, n *node, v any, depth int) ([]byte, error) {
 	if !ok || len(m) != 1 {
 		return nil, invalid(`want null or {"<type>": value} with <type> one of %s, got %s`, unionNames(n), got(v))
 	}
-	for name, bv := range m {
-		i := n.branchByName(name)
-		if i < 0 || n.branches[i].kind == kindNull {
-			return nil, invalid("union has no branch %q (branches: %s)", name, unionNames(n))
-		}
-		dst = appendLong(dst, int64(i))
-		return encodeJSONValue(dst, n.branches[i], bv, depth+1)
+	var name string
+	var bv any
+	for name, bv = range m { // the one entry
 	}
-	panic("unreachable")
+	i := n.branchByName(name)
+	if i < 0 || n.branches[i].kind == kindNull {
+		return nil, invalid("union has no branch %q (branches: %s)", name, unionNames(n))
+	}
+	dst = appendLong(dst, int64(i))
+	return encodeJSONValue(dst, n.branches[i], bv, depth+1)
 }
 
 // jsonInteger reads an int or long: a JSON integer in range, or for the
@@ -261,6 +257,9 @@ func jsonInteger(n *node, v any) (int64, error) {
 			t, err := time.Parse(time.RFC3339Nano, s)
 			if err != nil {
 				return 0, invalid("want %s as RFC 3339 string or integer, got %s", n.describe(), got(v))
+			}
+			if t.Before(minTime) || t.After(maxTime) {
+				return 0, invalid("timestamp %s out of range (years 0000 to 9999 in UTC)", s)
 			}
 			if n.logical == logicalTimestampMicros {
 				return t.UnixMicro(), nil
@@ -289,8 +288,30 @@ func jsonInteger(n *node, v any) (int64, error) {
 		}
 		return 0, invalid("want %s (an integer), got %s", n.describe(), got(v))
 	}
+	// Integers for dates and timestamps must be writable as RFC 3339 again.
+	var lo, hi int64
+	switch n.logical {
+	case logicalTimestampMillis:
+		lo, hi = minTime.UnixMilli(), maxTime.UnixMilli()
+	case logicalTimestampMicros:
+		lo, hi = minTime.UnixMicro(), maxTime.UnixMicro()
+	case logicalDate:
+		lo, hi = minTime.Unix()/86400, maxTime.Unix()/86400
+	default:
+		return i, nil
+	}
+	if i < lo || i > hi {
+		return 0, invalid("%s %d out of range (years 0000 to 9999)", n.describe(), i)
+	}
 	return i, nil
 }
+
+// The range of timestamps and dates EncodeJSON accepts: what RFC 3339 can
+// express.
+var (
+	minTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC)
+)
 
 // jsonFloat reads a float or double: a JSON number, or one of the strings
 // "NaN", "Infinity", "-Infinity".
@@ -357,23 +378,50 @@ func encodeJSONBytes(dst []byte, n *node, v any) ([]byte, error) {
 	return appendBytes(dst, raw), nil
 }
 
-// parseDecimal returns the unscaled value of s at the given scale. It
-// rejects values that need rounding or more than precision digits.
+// parseDecimal returns the unscaled value of s, a decimal number such as
+// "-12.5" or "1.25e3", at the given scale. It rejects values that need
+// rounding or more than precision digits, and never builds a number larger
+// than precision digits (so "1e999999999" is cheap to refuse).
 func parseDecimal(s string, precision, scale int) (*big.Int, error) {
-	if s == "" || strings.ContainsAny(s, "/ _") {
-		return nil, errors.New("not a decimal number")
+	notDecimal := errors.New("not a decimal number")
+	neg := false
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		neg, s = s[0] == '-', s[1:]
 	}
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
-		return nil, errors.New("not a decimal number")
+	mant, exp, hasExp := strings.Cut(s, "e")
+	if !hasExp {
+		mant, exp, hasExp = strings.Cut(s, "E")
 	}
-	r.Mul(r, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)))
-	if !r.IsInt() {
-		return nil, fmt.Errorf("more than %d decimal places", scale)
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := intPart + frac
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return nil, notDecimal
 	}
-	u := r.Num()
-	if len(new(big.Int).Abs(u).String()) > precision && u.Sign() != 0 {
+	shift := scale - len(frac) // power of ten to multiply digits by
+	if hasExp {
+		e, err := strconv.Atoi(exp)
+		if err != nil || e < -10000 || e > 10000 {
+			return nil, notDecimal
+		}
+		shift += e
+	}
+	digits = strings.TrimLeft(digits, "0")
+	if shift < 0 {
+		cut := min(-shift, len(digits))
+		if strings.Trim(digits[len(digits)-cut:], "0") != "" {
+			return nil, fmt.Errorf("more than %d decimal places", scale)
+		}
+		digits, shift = digits[:len(digits)-cut], 0
+	}
+	if digits == "" {
+		return new(big.Int), nil
+	}
+	if len(digits)+shift > precision {
 		return nil, fmt.Errorf("more than %d digits", precision)
+	}
+	u, _ := new(big.Int).SetString(digits+strings.Repeat("0", shift), 10)
+	if neg {
+		u.Neg(u)
 	}
 	return u, nil
 }

@@ -489,35 +489,40 @@ func (p *prog) run(r *reader, dst []byte) ([]byte, error) {
 	if err := r.enter(); err != nil {
 		return dst, err
 	}
-	defer r.leave()
+	var err error
 	switch p.op {
 	case opUnion:
-		i, err := r.long()
-		if err != nil {
-			return dst, err
-		}
-		if i < 0 || i >= int64(len(p.branches)) {
-			return dst, fmt.Errorf("union index %d out of range", i)
-		}
-		if p.branches[i] == nil {
-			return dst, errUnreadableBranch
-		}
-		return p.branches[i].run(r, dst)
+		dst, err = p.runUnion(r, dst)
 	case opWrap:
 		dst = append(dst, p.pre...)
-		dst, err := p.inner.run(r, dst)
-		if err != nil {
-			return dst, err
+		if dst, err = p.inner.run(r, dst); err == nil {
+			dst = append(dst, p.post...)
 		}
-		return append(dst, p.post...), nil
 	case opArray:
-		return p.runArray(r, dst)
+		dst, err = p.runArray(r, dst)
 	case opMap:
-		return p.runMap(r, dst)
+		dst, err = p.runMap(r, dst)
 	case opRecord:
-		return p.runRecord(r, dst)
+		dst, err = p.runRecord(r, dst)
+	default:
+		err = fmt.Errorf("invalid op %d", p.op)
 	}
-	return dst, fmt.Errorf("invalid op %d", p.op)
+	r.leave() // not deferred: this is the hot path
+	return dst, err
+}
+
+func (p *prog) runUnion(r *reader, dst []byte) ([]byte, error) {
+	i, err := r.long()
+	if err != nil {
+		return dst, err
+	}
+	if i < 0 || i >= int64(len(p.branches)) {
+		return dst, fmt.Errorf("union index %d out of range", i)
+	}
+	if p.branches[i] == nil {
+		return dst, errUnreadableBranch
+	}
+	return p.branches[i].run(r, dst)
 }
 
 func (p *prog) runArray(r *reader, dst []byte) ([]byte, error) {

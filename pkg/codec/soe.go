@@ -6,15 +6,12 @@ import (
 	"fmt"
 )
 
-// Single Object Encoding framing, Avro specification "Single object encoding":
-// the two marker bytes C3 01, the schema's CRC-64-AVRO fingerprint in
-// little-endian order, then the Avro binary body.
-const (
-	soeMagic0 = 0xc3
-	soeMagic1 = 0x01
-	// HeaderLen is the length of a Single Object Encoding header.
-	HeaderLen = 10
-)
+// HeaderLen is the length of a Single Object Encoding header: the marker
+// bytes C3 01, then the writer schema's CRC-64-AVRO fingerprint in
+// little-endian order. The Avro binary body follows it.
+const HeaderLen = 10
+
+const soeMagic0, soeMagic1 = 0xc3, 0x01
 
 var (
 	// ErrNotSingleObject reports bytes that are too short to hold a Single

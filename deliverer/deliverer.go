@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/hookstream/hookstream/pkg/codec"
 	"github.com/hookstream/hookstream/pkg/kafka"
 	"github.com/hookstream/hookstream/pkg/registry"
+	"github.com/hookstream/hookstream/producer"
 )
 
 // DefaultGroup is the deliverer's consumer group.
@@ -41,18 +43,43 @@ type Config struct {
 	Kafka kafka.Config
 	// Group is the consumer group (default "hookstream-deliverer").
 	Group string
-	// MaxInFlightPerPartition bounds concurrent POSTs per partition
-	// (default 16). An endpoint's own max_in_flight, when set, is split
-	// across its partitions.
+	// MaxInFlightPerPartition bounds concurrent jobs per partition
+	// (default 16).
 	MaxInFlightPerPartition int
+	// MaxInFlightPerEndpoint bounds concurrent POSTs to one endpoint across
+	// its topic and the retry tiers (default 64); an endpoint's own
+	// max_in_flight overrides it.
+	MaxInFlightPerEndpoint int
 	// MaxQueuedPerPartition is how many fetched records a partition may
-	// hold before it is paused (default 512).
+	// hold before its fetching is paused (default 512).
 	MaxQueuedPerPartition int
 	// AttemptTimeout bounds one POST (default 15s).
 	AttemptTimeout time.Duration
-	// RetryMinBackoff and RetryMaxBackoff bound the in-place retry backoff
-	// (defaults 1s and 1m; ±20 % jitter).
-	RetryMinBackoff, RetryMaxBackoff time.Duration
+	// Schedule is the delay before each retry (default DefaultSchedule);
+	// one retry topic per distinct delay. An endpoint may set its own.
+	Schedule Schedule
+	// Jitter spreads each retry delay by ±Jitter (default 0.2; negative = none).
+	Jitter float64
+	// RetryClientErrors retries 4xx answers (other than 408/410/429) like
+	// 5xx instead of dead-lettering them at once.
+	RetryClientErrors bool
+	// MaxAttempts caps attempts including throttled ones, which do not
+	// count against the schedule (default 3 × (len(Schedule)+1)).
+	MaxAttempts int
+	// RetryPartitions is the partition count of each retry tier (default 6).
+	RetryPartitions int32
+	// ReparkDelay is the shortest wait before a retry-tier record of a
+	// paused endpoint comes back (default 30s).
+	ReparkDelay time.Duration
+	// BreakerFailures consecutive failed attempts open an endpoint's
+	// circuit breaker (default 5).
+	BreakerFailures int
+	// BreakerOpenTimeout is how long a breaker stays open before one probe
+	// is let through (default 30s).
+	BreakerOpenTimeout time.Duration
+	// AutoDisableAfter disables an endpoint that has failed continuously
+	// this long (default 5 days).
+	AutoDisableAfter time.Duration
 	// CommitInterval is how often settled offsets are committed (default 1s).
 	CommitInterval time.Duration
 	// ShutdownTimeout bounds how long a shutdown or a revocation waits for
@@ -60,7 +87,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Sender posts deliveries (default NewHTTPSender).
 	Sender Sender
-	// Clock stamps webhook-timestamp and times backoffs (default wall clock).
+	// Clock stamps webhook-timestamp and times retries (default wall clock).
 	Clock clock.Clock
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
@@ -75,17 +102,38 @@ func (c *Config) setDefaults() {
 	if c.MaxInFlightPerPartition <= 0 {
 		c.MaxInFlightPerPartition = 16
 	}
+	if c.MaxInFlightPerEndpoint <= 0 {
+		c.MaxInFlightPerEndpoint = 64
+	}
 	if c.MaxQueuedPerPartition <= 0 {
 		c.MaxQueuedPerPartition = 512
 	}
 	if c.AttemptTimeout <= 0 {
 		c.AttemptTimeout = 15 * time.Second
 	}
-	if c.RetryMinBackoff <= 0 {
-		c.RetryMinBackoff = time.Second
+	if len(c.Schedule) == 0 {
+		c.Schedule = DefaultSchedule
 	}
-	if c.RetryMaxBackoff < c.RetryMinBackoff {
-		c.RetryMaxBackoff = max(time.Minute, c.RetryMinBackoff)
+	if c.Jitter == 0 {
+		c.Jitter = 0.2
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3 * (len(c.Schedule) + 1)
+	}
+	if c.RetryPartitions <= 0 {
+		c.RetryPartitions = 6
+	}
+	if c.ReparkDelay <= 0 {
+		c.ReparkDelay = 30 * time.Second
+	}
+	if c.BreakerFailures <= 0 {
+		c.BreakerFailures = 5
+	}
+	if c.BreakerOpenTimeout <= 0 {
+		c.BreakerOpenTimeout = 30 * time.Second
+	}
+	if c.AutoDisableAfter <= 0 {
+		c.AutoDisableAfter = 5 * 24 * time.Hour
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second
@@ -94,7 +142,7 @@ func (c *Config) setDefaults() {
 		c.ShutdownTimeout = 30 * time.Second
 	}
 	if c.Sender == nil {
-		c.Sender = NewHTTPSender(c.MaxInFlightPerPartition * 4)
+		c.Sender = NewHTTPSender(c.MaxInFlightPerEndpoint)
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -120,6 +168,13 @@ type Deliverer struct {
 	parts    map[topicPartition]*partition
 	commitMu sync.Mutex // serializes commits with revocation
 
+	eps        sync.Map // endpoint id -> *endpointState
+	tiers      []time.Duration
+	tierTopics map[string]time.Duration
+	prod       *kgo.Client // retry tiers, dead letters, endpoint.disabled events
+	admin      *registry.Admin
+	publish    func(ctx context.Context, eventType, tenant string, data any) error
+
 	inflight sync.WaitGroup
 	stopping atomic.Bool
 	soft     context.Context // ends when shutdown begins: stop waiting to retry
@@ -137,10 +192,20 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, er
 		return nil, fmt.Errorf("deliverer: %w", err)
 	}
 	cfg.setDefaults()
+	for i, s := range cfg.Schedule {
+		if s <= 0 {
+			return nil, fmt.Errorf("deliverer: retry delay %d is %v; delays must be positive", i, s)
+		}
+	}
 	d := &Deliverer{
 		cfg: cfg, reg: reg, cat: cat, topics: cfg.Kafka.Topics(), log: cfg.Logger,
-		m:     newMetrics(cfg.Registerer),
-		parts: map[topicPartition]*partition{},
+		m:          newMetrics(cfg.Registerer),
+		parts:      map[topicPartition]*partition{},
+		tiers:      cfg.Schedule.tiers(),
+		tierTopics: map[string]time.Duration{},
+	}
+	for _, t := range d.tiers {
+		d.tierTopics[d.topics.Retry(t)] = t
 	}
 	return d, nil
 }
@@ -156,10 +221,40 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	defer hardCancel()
 	d.soft, d.hard = soft, hard
 
+	prod, err := kgo.NewClient(d.cfg.Kafka.ClientOpts("deliverer-producer",
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(time.Millisecond),
+	)...)
+	if err != nil {
+		return fmt.Errorf("deliverer: %w", err)
+	}
+	defer prod.Close()
+	d.prod = prod
+	d.admin = registry.NewAdmin(d.cfg.Kafka, prod, d.cat, d.reg)
+	pub, err := producer.New(producer.WithKafkaConfig(d.cfg.Kafka), producer.WithCatalog(d.cat))
+	if err != nil {
+		return fmt.Errorf("deliverer: %w", err)
+	}
+	defer pub.Close()
+	d.publish = func(ctx context.Context, eventType, tenant string, data any) error {
+		_, err := pub.Publish(ctx, producer.Event{Type: eventType, TenantID: tenant, Data: data})
+		return err
+	}
+	var tierSpecs []kafka.TopicSpec
+	for topic := range d.tierTopics {
+		tierSpecs = append(tierSpecs, kafka.TopicSpec{Name: topic, Partitions: d.cfg.RetryPartitions})
+	}
+	tctx, tcancel := context.WithTimeout(ctx, time.Minute)
+	err = d.cfg.Kafka.EnsureTopics(tctx, kadm.NewClient(prod), tierSpecs...)
+	tcancel()
+	if err != nil {
+		return fmt.Errorf("deliverer: creating retry tiers: %w", err)
+	}
+
 	cl, err := kgo.NewClient(d.cfg.Kafka.ClientOpts("deliverer",
 		kgo.ConsumerGroup(d.cfg.Group),
 		kgo.ConsumeRegex(),
-		kgo.ConsumeTopics(d.topics.EndpointPattern()),
+		kgo.ConsumeTopics(d.topics.EndpointPattern(), d.topics.RetryPattern()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
@@ -239,20 +334,22 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
 }
 
 func (d *Deliverer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	d.log.Debug("deliverer: partitions assigned", "partitions", assigned)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var pause map[string][]int32
 	for topic, ps := range assigned {
-		id, ok := d.topics.EndpointID(topic)
-		if !ok {
+		id, isEndpoint := d.topics.EndpointID(topic)
+		tier, isTier := d.tierTopics[topic]
+		if !isEndpoint && !isTier {
+			d.log.Warn("deliverer: assigned a topic that is neither an endpoint topic nor a configured retry tier; ignoring it", "topic", topic)
 			continue
 		}
 		for _, p := range ps {
 			tp := topicPartition{topic, p}
-			part := newPartition(d, tp, id)
+			part := newPartition(d, tp, id, tier)
 			d.parts[tp] = part
-			if ep, ok := d.reg.Get(id); ok && ep.Status == registry.StatusDisabled {
-				part.paused = true
+			if ep, ok := d.reg.Get(id); isEndpoint && ok && ep.Status == registry.StatusDisabled {
 				if pause == nil {
 					pause = map[string][]int32{}
 				}
@@ -327,8 +424,9 @@ func (d *Deliverer) enqueue(topic string, partition int32, recs []*kgo.Record) {
 	p.enqueue(recs)
 }
 
-// endpointChanged resumes or re-pumps an endpoint's partitions when it is
-// re-enabled, and drops cached signers of replaced endpoint versions.
+// endpointChanged pauses or resumes an endpoint's topic when it is disabled
+// or enabled, wakes whatever waits for it, and drops the cached signer of
+// the replaced endpoint version.
 func (d *Deliverer) endpointChanged(old, cur *registry.Endpoint) {
 	if old != nil {
 		d.sign.forget(old)
@@ -342,12 +440,27 @@ func (d *Deliverer) endpointChanged(old, cur *registry.Endpoint) {
 	topic := d.topics.Endpoint(cur.ID)
 	d.mu.Lock()
 	var ps []*partition
+	var tps []int32
 	for tp, p := range d.parts {
 		if tp.topic == topic {
 			ps = append(ps, p)
+			tps = append(tps, tp.partition)
 		}
 	}
 	d.mu.Unlock()
+	if len(tps) > 0 {
+		switch cur.Status {
+		case registry.StatusDisabled:
+			d.cl.PauseFetchPartitions(map[string][]int32{topic: tps})
+		case registry.StatusActive:
+			if old != nil && old.Status == registry.StatusDisabled {
+				d.cl.ResumeFetchPartitions(map[string][]int32{topic: tps})
+			}
+		}
+	}
+	if v, ok := d.eps.Load(cur.ID); ok {
+		v.(*endpointState).notify()
+	}
 	for _, p := range ps {
 		p.pump()
 	}

@@ -7,21 +7,25 @@ import (
 )
 
 type delivererMetrics struct {
-	deliveries     *prometheus.CounterVec
-	attempts       *prometheus.CounterVec
-	attemptSeconds prometheus.Histogram
-	endToEnd       prometheus.Histogram
-	inflight       prometheus.Gauge
-	queued         prometheus.Gauge
-	partitions     prometheus.Gauge
-	commits        *prometheus.CounterVec
+	deliveries         *prometheus.CounterVec
+	attempts           *prometheus.CounterVec
+	attemptSeconds     prometheus.Histogram
+	endToEnd           prometheus.Histogram
+	inflight           prometheus.Gauge
+	queued             prometheus.Gauge
+	partitions         prometheus.Gauge
+	commits            *prometheus.CounterVec
+	deadLetters        *prometheus.CounterVec
+	disabled           prometheus.Counter
+	breakersOpen       prometheus.Gauge
+	breakerTransitions *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *delivererMetrics {
 	m := &delivererMetrics{
 		deliveries: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookstream_deliverer_deliveries_total",
-			Help: "Settled deliveries by outcome: delivered, rejected, dropped (endpoint deleted), undeliverable.",
+			Help: "Settled jobs by outcome: delivered, retry (to a retry tier), reparked (retry of a paused endpoint written back), dead_lettered, dropped (endpoint deleted), interrupted (shutdown; delivered again after restart).",
 		}, []string{"outcome"})),
 		attempts: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookstream_deliverer_attempts_total",
@@ -54,8 +58,27 @@ func newMetrics(reg prometheus.Registerer) *delivererMetrics {
 			Help: "Offset commits by result (ok, error).",
 		}, []string{"result"})),
 	}
-	for _, o := range []string{OutcomeDelivered, OutcomeRejected, OutcomeDropped, OutcomeUndeliverable} {
+	m.deadLetters = metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookstream_deliverer_dead_letters_total",
+		Help: "Records written to the dead-letter topic, by reason: rejected, exhausted, undeliverable.",
+	}, []string{"reason"}))
+	m.disabled = metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hookstream_deliverer_endpoints_disabled_total",
+		Help: "Endpoints this deliverer disabled (410 Gone, or failing longer than the auto-disable period).",
+	}))
+	m.breakersOpen = metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hookstream_deliverer_breakers_open",
+		Help: "Endpoints whose circuit breaker is open in this deliverer.",
+	}))
+	m.breakerTransitions = metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hookstream_deliverer_breaker_transitions_total",
+		Help: "Circuit breaker state changes, by the state entered: open, half-open, closed.",
+	}, []string{"state"}))
+	for _, o := range []string{OutcomeDelivered, OutcomeRetry, OutcomeReparked, OutcomeDeadLetter, OutcomeDropped, OutcomeInterrupted} {
 		m.deliveries.WithLabelValues(o)
+	}
+	for _, r := range []string{ReasonRejected, ReasonExhausted, ReasonUndeliverable} {
+		m.deadLetters.WithLabelValues(r)
 	}
 	return m
 }

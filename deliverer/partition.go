@@ -2,6 +2,7 @@ package deliverer
 
 import (
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -9,29 +10,37 @@ import (
 	"github.com/hookstream/hookstream/pkg/registry"
 )
 
-// partition is the delivery state of one assigned endpoint-topic partition:
-// records fetched but not started, attempts in flight, and the tracker that
-// decides how far the commit may go.
+// partition is the delivery state of one assigned partition: of an
+// endpoint topic (one endpoint, first attempts) or of a retry tier (many
+// endpoints, later attempts, each due at a time). It holds jobs fetched but
+// not started, counts those in flight, and tracks how far the commit may go.
 type partition struct {
 	d          *Deliverer
 	tp         topicPartition
-	endpointID string
+	endpointID string        // "" for a retry tier
+	tier       time.Duration // retry tier delay; 0 for an endpoint topic
 
 	mu        sync.Mutex
 	tr        *offsets.Tracker
-	queue     []*kgo.Record // fetched, not started; queue[head:] is live
+	queue     []*job // fetched, not started; nil where started; queue[head:] is live
 	head      int
+	waiting   int // non-nil entries in queue
 	inflight  int
-	paused    bool          // fetching paused because the queue is full or the endpoint disabled
-	draining  bool          // revoked or lost: start nothing new
-	gone      bool          // forgotten: settle nothing more
-	idle      chan struct{} // closed when inflight reaches 0 while draining
-	committed int64         // last offset committed, -1 = none
+	retrying  int            // ordered endpoint: in-flight jobs retrying in place
+	keys      map[string]int // ordered endpoint: keys in flight
+	paused    bool           // fetching paused because the queue is full
+	draining  bool           // revoked or lost: start nothing new
+	gone      bool           // forgotten: settle nothing more
+	idle      chan struct{}  // closed when inflight reaches 0 while draining
+	committed int64          // last offset committed, -1 = none
+	wakeAt    time.Time      // a pump is scheduled for then
 }
 
-func newPartition(d *Deliverer, tp topicPartition, endpointID string) *partition {
-	return &partition{d: d, tp: tp, endpointID: endpointID, tr: offsets.NewTracker(), committed: -1}
+func newPartition(d *Deliverer, tp topicPartition, endpointID string, tier time.Duration) *partition {
+	return &partition{d: d, tp: tp, endpointID: endpointID, tier: tier, tr: offsets.NewTracker(), committed: -1, keys: map[string]int{}}
 }
+
+func (p *partition) mixed() bool { return p.endpointID == "" }
 
 func (p *partition) enqueue(recs []*kgo.Record) {
 	p.mu.Lock()
@@ -41,14 +50,11 @@ func (p *partition) enqueue(recs []*kgo.Record) {
 	}
 	for _, r := range recs {
 		p.tr.Add(r.Offset, r.LeaderEpoch)
-		p.queue = append(p.queue, r)
+		p.queue = append(p.queue, newJob(r, p.endpointID))
 	}
+	p.waiting += len(recs)
 	p.d.m.queued.Add(float64(len(recs)))
 	p.pumpLocked()
-	if !p.paused && len(p.queue)-p.head >= p.d.cfg.MaxQueuedPerPartition {
-		p.paused = true
-		p.d.cl.PauseFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
-	}
 }
 
 func (p *partition) pump() {
@@ -57,29 +63,84 @@ func (p *partition) pump() {
 	p.pumpLocked()
 }
 
-// pumpLocked starts attempts while the partition has room, and resumes
-// fetching once the queue has drained to half.
+// action is what a started job does.
+type action int
+
+const (
+	actDeliver action = iota // attempt delivery
+	actDrop                  // the endpoint is deleted: settle without sending
+	actRepark                // retry tier, endpoint paused: write back to the tier, attempts untouched
+)
+
+// pumpLocked starts every job that is due and admitted, in offset order.
+// On an endpoint topic the first job that cannot start holds back the rest
+// (they are the same endpoint's). On a retry tier a job whose endpoint is
+// busy is skipped, and one whose endpoint is paused (breaker open, disabled)
+// is written back to the tier, so one endpoint never holds up the others.
 func (p *partition) pumpLocked() {
 	if p.draining || p.d.stopping.Load() {
 		return
 	}
-	ep, ok := p.d.reg.Get(p.endpointID)
-	if ok && ep.Status == registry.StatusDisabled {
-		return // held until re-enabled; the full queue pauses fetching
+	now := p.d.cfg.Clock.Now()
+	var ep *registry.Endpoint
+	var ok bool
+	if !p.mixed() {
+		ep, ok = p.d.reg.Get(p.endpointID)
 	}
-	limit := p.d.cfg.MaxInFlightPerPartition
-	if ok && ep.MaxInFlight > 0 {
-		limit = max(1, int(ep.MaxInFlight)/max(1, int(ep.Partitions)))
+	ordered := ok && ep.Ordered
+	var blocked map[string]bool
+	for i := p.head; i < len(p.queue) && p.inflight < p.d.cfg.MaxInFlightPerPartition; i++ {
+		j := p.queue[i]
+		if j == nil {
+			continue
+		}
+		if ordered && p.retrying > 0 {
+			break // a failing event holds back everything behind it
+		}
+		if !j.due.IsZero() && j.due.After(now) {
+			p.wake(j.due)
+			break
+		}
+		jep, jok := ep, ok
+		if p.mixed() {
+			jep, jok = p.d.reg.Get(j.endpointID)
+		}
+		if !jok || jep.Status == registry.StatusDeleted {
+			p.startLocked(i, j, nil, nil, actDrop)
+			continue
+		}
+		if ordered {
+			if blocked[j.key] || p.keys[j.key] > 0 {
+				if blocked == nil {
+					blocked = map[string]bool{}
+				}
+				blocked[j.key] = true // later events of this key stay behind
+				continue
+			}
+		}
+		es := p.d.endpoint(j.endpointID)
+		done, why, at := es.admit(jep, now)
+		if why != admitted {
+			if p.mixed() && (why == refusedBreaker || why == refusedDisabled) {
+				p.startLocked(i, j, es, nil, actRepark)
+				continue
+			}
+			es.wait(p)
+			if !at.IsZero() {
+				p.wake(at)
+			}
+			if p.mixed() {
+				continue
+			}
+			break
+		}
+		if ordered {
+			p.keys[j.key]++
+		}
+		p.startLocked(i, j, es, done, actDeliver)
 	}
-	for p.inflight < limit && p.head < len(p.queue) {
-		rec := p.queue[p.head]
-		p.queue[p.head] = nil
+	for p.head < len(p.queue) && p.queue[p.head] == nil {
 		p.head++
-		p.inflight++
-		p.d.inflight.Add(1)
-		p.d.m.queued.Dec()
-		p.d.m.inflight.Inc()
-		go p.run(rec)
 	}
 	if p.head == len(p.queue) {
 		p.queue, p.head = p.queue[:0], 0
@@ -88,18 +149,61 @@ func (p *partition) pumpLocked() {
 		clear(p.queue[n:])
 		p.queue, p.head = p.queue[:n], 0
 	}
-	if p.paused && len(p.queue)-p.head <= p.d.cfg.MaxQueuedPerPartition/2 && !(ok && ep.Status == registry.StatusDisabled) {
+	switch max := p.d.cfg.MaxQueuedPerPartition; {
+	case !p.paused && p.waiting >= max:
+		p.paused = true
+		p.d.cl.PauseFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
+	case p.paused && p.waiting <= max/2 && !(ok && ep.Status == registry.StatusDisabled):
 		p.paused = false
 		p.d.cl.ResumeFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
 	}
 }
 
-func (p *partition) run(rec *kgo.Record) {
-	settled := p.d.deliver(p.endpointID, rec)
+func (p *partition) startLocked(i int, j *job, es *endpointState, done func(error), act action) {
+	p.queue[i] = nil
+	p.waiting--
+	p.inflight++
+	p.d.inflight.Add(1)
+	p.d.m.queued.Dec()
+	p.d.m.inflight.Inc()
+	go p.run(j, es, done, act)
+}
+
+// wake schedules a pump at t unless one is scheduled no later.
+func (p *partition) wake(t time.Time) {
+	if !p.wakeAt.IsZero() && !p.wakeAt.After(t) {
+		return
+	}
+	p.wakeAt = t
+	wait := t.Sub(p.d.cfg.Clock.Now())
+	go func() {
+		select {
+		case <-p.d.cfg.Clock.After(wait):
+		case <-p.d.soft.Done():
+			return
+		}
+		p.mu.Lock()
+		if p.wakeAt.Equal(t) {
+			p.wakeAt = time.Time{}
+		}
+		p.pumpLocked()
+		p.mu.Unlock()
+	}()
+}
+
+func (p *partition) run(j *job, es *endpointState, done func(error), act action) {
+	settled := p.d.process(p, j, es, done, act)
 	p.mu.Lock()
 	p.inflight--
+	if n, ok := p.keys[j.key]; ok && act == actDeliver && !p.mixed() {
+		if n <= 1 {
+			delete(p.keys, j.key)
+		} else {
+			p.keys[j.key] = n - 1
+		}
+	}
 	if settled && !p.gone {
-		p.tr.Settle(rec.Offset)
+		p.tr.Settle(j.rec.Offset)
 	}
 	if p.inflight == 0 && p.idle != nil {
 		close(p.idle)
@@ -111,6 +215,14 @@ func (p *partition) run(rec *kgo.Record) {
 	p.d.inflight.Done()
 }
 
+// setRetrying counts an ordered job retrying in place (delta +1 when it
+// starts retrying, -1 when it is settled).
+func (p *partition) setRetrying(delta int) {
+	p.mu.Lock()
+	p.retrying += delta
+	p.mu.Unlock()
+}
+
 // drain stops new attempts and drops the queue (those records were never
 // started and are not committed, so the next owner delivers them). It returns
 // a channel closed when in-flight attempts are done, or nil if none are.
@@ -118,9 +230,9 @@ func (p *partition) drain() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.draining = true
-	p.d.m.queued.Sub(float64(len(p.queue) - p.head))
+	p.d.m.queued.Sub(float64(p.waiting))
 	clear(p.queue)
-	p.queue, p.head = nil, 0
+	p.queue, p.head, p.waiting = nil, 0, 0
 	if p.inflight == 0 {
 		return nil
 	}

@@ -45,11 +45,10 @@ type env struct {
 }
 
 func testLogger(t *testing.T) *slog.Logger {
-	lvl := slog.LevelWarn
-	if os.Getenv("HOOKSTREAM_TEST_VERBOSE") != "" {
-		lvl = slog.LevelDebug
+	if os.Getenv("HOOKSTREAM_TEST_VERBOSE") != "" { // straight to stderr: survives a test timeout
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: lvl}))
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 type testWriter struct{ t *testing.T }
@@ -84,10 +83,46 @@ func newEnv(t *testing.T, cluster *kafkatest.Cluster) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	return &env{
+	e := &env{
 		t: t, cluster: cluster, kcfg: kcfg, cat: cat, reg: reg, cl: cl,
 		admin: registry.NewAdmin(kcfg, cl, cat, reg), prod: prod,
 		prom: prometheus.NewRegistry(), log: log,
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			e.dumpMetrics()
+		}
+	})
+	return e
+}
+
+// dumpMetrics logs every non-zero hookstream series: the first thing to
+// read when a scenario fails.
+func (e *env) dumpMetrics() {
+	mfs, err := e.prom.Gather()
+	if err != nil {
+		return
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var v float64
+			switch {
+			case m.GetCounter() != nil:
+				v = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				v = m.GetGauge().GetValue()
+			case m.GetHistogram() != nil:
+				v = float64(m.GetHistogram().GetSampleCount())
+			}
+			if v == 0 {
+				continue
+			}
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			e.t.Logf("metric %s%v = %v", mf.GetName(), labels, v)
+		}
 	}
 }
 
@@ -123,7 +158,8 @@ func (e *env) startRouter() (stop func()) {
 func (e *env) delivererConfig() deliverer.Config {
 	return deliverer.Config{
 		Kafka: e.kcfg, Group: e.kcfg.Prefix + "-deliverer",
-		RetryMinBackoff: 20 * time.Millisecond, RetryMaxBackoff: 200 * time.Millisecond,
+		Schedule:    deliverer.Schedule{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond},
+		ReparkDelay: 100 * time.Millisecond, BreakerOpenTimeout: 200 * time.Millisecond,
 		AttemptTimeout: 5 * time.Second, CommitInterval: 200 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		Logger: e.log, Registerer: e.prom,
 	}

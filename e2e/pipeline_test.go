@@ -207,7 +207,7 @@ func testRecover(t *testing.T, cluster *kafkatest.Cluster) {
 	e.startDeliverer(e.delivererConfig())
 	types, in, _ := samples(t, e)
 	sent := publish(t, e, "acme", 200, types, in)
-	eventually(t, 60*time.Second, "failing attempts", func() bool { return recv.rejections.Load() >= 200 })
+	eventually(t, 60*time.Second, "failing attempts", func() bool { return recv.rejections.Load() >= 10 })
 	healthy.Store(true)
 	eventually(t, 60*time.Second, "every event once the receiver recovered", func() bool {
 		got := recv.ids("/flaky")

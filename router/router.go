@@ -101,7 +101,6 @@ func (r *Router) Run(ctx context.Context) error {
 		kgo.TransactionalID(r.cfg.TransactionalID),
 		kgo.TransactionTimeout(30*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
@@ -149,7 +148,11 @@ func (r *Router) Run(ctx context.Context) error {
 			}
 		})
 		if err := sess.Client().Flush(ctx); err != nil {
-			return nil // only on ctx cancellation; the open transaction aborts
+			// Only on ctx cancellation: abort now rather than leave the
+			// transaction open until its timeout, which would hold back
+			// read-committed consumers of the endpoint topics.
+			r.abort(sess)
+			return nil
 		}
 		try := kgo.TryCommit
 		if perr := failed.Load(); perr != nil {
@@ -159,6 +162,7 @@ func (r *Router) Run(ctx context.Context) error {
 		committed, err := sess.End(ctx, try)
 		if err != nil {
 			if ctx.Err() != nil {
+				r.abort(sess)
 				return nil
 			}
 			return fmt.Errorf("router: end transaction: %w", err)
@@ -181,6 +185,16 @@ func (r *Router) Run(ctx context.Context) error {
 		r.m.events.WithLabelValues("quarantined").Add(float64(quarantined))
 		r.m.fanout.Add(float64(fanout))
 		r.m.batchSeconds.Observe(time.Since(start).Seconds())
+	}
+}
+
+// abort ends an open transaction with an abort, on a fresh deadline: the
+// run context is already cancelled.
+func (r *Router) abort(sess *kgo.GroupTransactSession) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := sess.End(ctx, kgo.TryAbort); err != nil {
+		r.log.Warn("router: aborting the open transaction at shutdown", "err", err)
 	}
 }
 

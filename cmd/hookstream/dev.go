@@ -137,7 +137,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	dl, err := deliverer.New(df.config(kcfg, log, promReg), st.reg, st.cat)
+	dcfg, err := df.config(kcfg, log, promReg)
+	if err != nil {
+		return err
+	}
+	dl, err := deliverer.New(dcfg, st.reg, st.cat)
 	if err != nil {
 		return err
 	}

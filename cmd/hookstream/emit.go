@@ -18,6 +18,7 @@ func runEmit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var kf kafkaFlags
 	var typ, tenant, data, prev, key, id string
 	kf.register(f)
+	f.perCall = true
 	f.str(&typ, "type", "", "event type, e.g. payment.succeeded (required)")
 	f.str(&tenant, "tenant", "", "tenant id (required)")
 	f.str(&data, "data", "", "event data as JSON, @file or - (required)")

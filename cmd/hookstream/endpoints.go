@@ -14,7 +14,9 @@ import (
 	"github.com/hookstream/hookstream/pkg/registry"
 )
 
-const endpointsSynopsis = `Manage endpoints in the registry topic.
+const endpointsSynopsis = `endpoints <subcommand> [flags]
+
+Manage endpoints in the registry topic.
 
   endpoints add --tenant T --url U --events 'payment.*,order.created' [--partitions N] [--secret whsec_…]
   endpoints list [--tenant T] [--json]
@@ -43,6 +45,7 @@ func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var grace time.Duration
 	kf.register(f)
 	lf.register(f)
+	f.perCall = true
 	switch sub {
 	case "add":
 		f.str(&tenant, "tenant", "", "tenant id (required)")

@@ -25,6 +25,10 @@ import (
 type flags struct {
 	*flag.FlagSet
 	envErr error
+	// perCall, when set, registers flags that describe one invocation (an
+	// event, an endpoint id) and are not read from the environment, so a
+	// variable left exported for one command cannot leak into another.
+	perCall bool
 }
 
 func newFlags(name, synopsis string, out io.Writer) *flags {
@@ -42,6 +46,9 @@ func envName(flagName string) string {
 }
 
 func (f *flags) env(name string, set func(string) error) {
+	if f.perCall {
+		return
+	}
 	if v, ok := os.LookupEnv(envName(name)); ok {
 		if err := set(v); err != nil && f.envErr == nil {
 			f.envErr = fmt.Errorf("%s=%q: %w", envName(name), v, err)
@@ -52,25 +59,38 @@ func (f *flags) env(name string, set func(string) error) {
 func (f *flags) str(p *string, name, def, usage string) {
 	*p = def
 	f.env(name, func(v string) error { *p = v; return nil })
-	f.StringVar(p, name, *p, usage+" ["+envName(name)+"]")
+	f.StringVar(p, name, *p, f.usage(name, usage))
 }
 
 func (f *flags) integer(p *int, name string, def int, usage string) {
 	*p = def
 	f.env(name, func(v string) (err error) { *p, err = strconv.Atoi(v); return err })
-	f.IntVar(p, name, *p, usage+" ["+envName(name)+"]")
+	f.IntVar(p, name, *p, f.usage(name, usage))
+}
+
+func (f *flags) float(p *float64, name string, def float64, usage string) {
+	*p = def
+	f.env(name, func(v string) (err error) { *p, err = strconv.ParseFloat(v, 64); return err })
+	f.Float64Var(p, name, *p, f.usage(name, usage))
 }
 
 func (f *flags) boolean(p *bool, name string, def bool, usage string) {
 	*p = def
 	f.env(name, func(v string) (err error) { *p, err = strconv.ParseBool(v); return err })
-	f.BoolVar(p, name, *p, usage+" ["+envName(name)+"]")
+	f.BoolVar(p, name, *p, f.usage(name, usage))
 }
 
 func (f *flags) duration(p *time.Duration, name string, def time.Duration, usage string) {
 	*p = def
 	f.env(name, func(v string) (err error) { *p, err = time.ParseDuration(v); return err })
-	f.DurationVar(p, name, *p, usage+" ["+envName(name)+"]")
+	f.DurationVar(p, name, *p, f.usage(name, usage))
+}
+
+func (f *flags) usage(name, text string) string {
+	if f.perCall {
+		return text
+	}
+	return text + " [" + envName(name) + "]"
 }
 
 // parse parses args and reports environment errors too.
@@ -89,10 +109,10 @@ func (f *flags) parse(args []string) error {
 
 // kafkaFlags are the connection flags every command that talks to Kafka has.
 type kafkaFlags struct {
-	brokers, clientID, prefix            string
-	rf, minISR, eventsPartitions         int
-	tls                                  bool
-	tlsCA, tlsCert, tlsKey               string
+	brokers, clientID, prefix             string
+	rf, minISR, eventsPartitions          int
+	tls                                   bool
+	tlsCA, tlsCert, tlsKey                string
 	saslMechanism, saslUser, saslPassword string
 }
 

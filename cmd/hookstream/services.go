@@ -139,28 +139,50 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 type delivererFlags struct {
-	inflight, queued            int
-	attemptTimeout, minB, maxB  time.Duration
-	commitInterval, shutdownTTL time.Duration
+	inflight, inflightEndpoint, queued, breakerFailures, retryPartitions int
+	attemptTimeout, commitInterval, shutdownTTL                          time.Duration
+	breakerOpen, autoDisable                                             time.Duration
+	schedule                                                             string
+	jitter                                                               float64
+	retry4xx                                                             bool
 }
 
 func (d *delivererFlags) register(f *flags) {
-	f.integer(&d.inflight, "max-inflight-per-partition", 16, "concurrent POSTs per endpoint-topic partition")
+	f.integer(&d.inflight, "max-inflight-per-partition", 16, "concurrent jobs per partition")
+	f.integer(&d.inflightEndpoint, "max-inflight-per-endpoint", 64, "concurrent POSTs per endpoint (an endpoint's own max_in_flight overrides it)")
 	f.integer(&d.queued, "max-queued-per-partition", 512, "fetched records a partition holds before its fetching pauses")
 	f.duration(&d.attemptTimeout, "attempt-timeout", 15*time.Second, "timeout of one delivery attempt")
-	f.duration(&d.minB, "retry-min-backoff", time.Second, "first retry backoff")
-	f.duration(&d.maxB, "retry-max-backoff", time.Minute, "largest retry backoff")
+	f.str(&d.schedule, "retry-schedule", deliverer.DefaultSchedule.String(), "delays before each retry, comma-separated; one retry topic per distinct delay")
+	f.float(&d.jitter, "retry-jitter", 0.2, "spread of each retry delay, as a fraction (0.2 = ±20 %)")
+	f.boolean(&d.retry4xx, "retry-client-errors", false, "retry 4xx answers (other than 408/410/429) instead of dead-lettering them at once")
+	f.integer(&d.retryPartitions, "retry-partitions", 6, "partitions of each retry topic when the deliverer creates it")
+	f.integer(&d.breakerFailures, "breaker-failures", 5, "consecutive failed attempts that open an endpoint's circuit breaker")
+	f.duration(&d.breakerOpen, "breaker-open-timeout", 30*time.Second, "how long a breaker stays open before one probe goes through")
+	f.duration(&d.autoDisable, "auto-disable-after", 5*24*time.Hour, "disable an endpoint that has failed continuously this long")
 	f.duration(&d.commitInterval, "commit-interval", time.Second, "how often settled offsets are committed")
 	f.duration(&d.shutdownTTL, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight attempts")
 }
 
-func (d *delivererFlags) config(kcfg kafka.Config, log *slog.Logger, reg prometheus.Registerer) deliverer.Config {
+func (d *delivererFlags) config(kcfg kafka.Config, log *slog.Logger, reg prometheus.Registerer) (deliverer.Config, error) {
+	sched, err := deliverer.ParseSchedule(d.schedule)
+	if err != nil {
+		return deliverer.Config{}, fmt.Errorf("--retry-schedule: %w", err)
+	}
+	if d.jitter < 0 || d.jitter >= 1 {
+		return deliverer.Config{}, fmt.Errorf("--retry-jitter must be in [0, 1), got %v", d.jitter)
+	}
+	jitter := d.jitter
+	if jitter == 0 {
+		jitter = -1 // explicit: no jitter
+	}
 	return deliverer.Config{
-		Kafka: kcfg, MaxInFlightPerPartition: d.inflight, MaxQueuedPerPartition: d.queued,
-		AttemptTimeout: d.attemptTimeout, RetryMinBackoff: d.minB, RetryMaxBackoff: d.maxB,
+		Kafka: kcfg, MaxInFlightPerPartition: d.inflight, MaxInFlightPerEndpoint: d.inflightEndpoint,
+		MaxQueuedPerPartition: d.queued, AttemptTimeout: d.attemptTimeout,
+		Schedule: sched, Jitter: jitter, RetryClientErrors: d.retry4xx, RetryPartitions: int32(d.retryPartitions),
+		BreakerFailures: d.breakerFailures, BreakerOpenTimeout: d.breakerOpen, AutoDisableAfter: d.autoDisable,
 		CommitInterval: d.commitInterval, ShutdownTimeout: d.shutdownTTL,
 		Logger: log, Registerer: reg,
-	}
+	}, nil
 }
 
 func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error {
@@ -185,10 +207,13 @@ func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error
 	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log); err != nil {
 		return err
 	}
-	d, err := deliverer.New(df.config(kcfg, log, promReg), st.reg, st.cat)
+	dcfg, err := df.config(kcfg, log, promReg)
+	if err != nil {
+		return err
+	}
+	d, err := deliverer.New(dcfg, st.reg, st.cat)
 	if err != nil {
 		return err
 	}
 	return d.Run(ctx)
 }
-

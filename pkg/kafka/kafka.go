@@ -114,7 +114,10 @@ func (t Topics) Endpoint(id string) string { return t.Prefix + ".endpoint." + id
 // EndpointID returns the endpoint id of an endpoint topic name.
 func (t Topics) EndpointID(topic string) (string, bool) {
 	id, ok := strings.CutPrefix(topic, t.Prefix+".endpoint.")
-	return id, ok && id != ""
+	if !ok || id == "" {
+		return "", false
+	}
+	return id, true
 }
 
 // EndpointPattern is a regular expression matching every endpoint topic.
@@ -129,6 +132,11 @@ func (t Topics) DLQ() string { return t.Prefix + ".dlq" }
 // webhooks.retry.5m.
 func (t Topics) Retry(delay time.Duration) string {
 	return t.Prefix + ".retry." + FormatDelay(delay)
+}
+
+// RetryPattern is a regular expression matching every retry tier topic.
+func (t Topics) RetryPattern() string {
+	return "^" + regexp.QuoteMeta(t.Prefix+".retry.") + "[0-9]+(ms|s|m|h)$"
 }
 
 // FormatDelay writes a delay the way retry topic names carry it: the largest

@@ -18,21 +18,24 @@ const (
 // (schemas/endpoint.avsc). Values handed out by a Registry are shared and
 // must not be modified; use Clone.
 type Endpoint struct {
-	ID           string     `avro:"id" json:"id"`
-	TenantID     string     `avro:"tenant_id" json:"tenant_id"`
-	URL          string     `avro:"url" json:"url"`
-	EventTypes   []string   `avro:"event_types" json:"event_types"`
-	Secrets      []string   `avro:"secrets" json:"-"`
-	Status       string     `avro:"status" json:"status"`
-	StatusReason string     `avro:"status_reason" json:"status_reason,omitempty"`
-	Partitions   int32      `avro:"partitions" json:"partitions"`
-	Ordered      bool       `avro:"ordered" json:"ordered"`
-	RateLimit    float64    `avro:"rate_limit" json:"rate_limit,omitempty"`
-	MaxInFlight  int32      `avro:"max_in_flight" json:"max_in_flight,omitempty"`
-	Description  string     `avro:"description" json:"description,omitempty"`
-	CreatedAt    time.Time  `avro:"created_at" json:"created_at"`
-	UpdatedAt    time.Time  `avro:"updated_at" json:"updated_at"`
-	DeletedAt    *time.Time `avro:"deleted_at" json:"deleted_at,omitempty"`
+	ID           string   `avro:"id" json:"id"`
+	TenantID     string   `avro:"tenant_id" json:"tenant_id"`
+	URL          string   `avro:"url" json:"url"`
+	EventTypes   []string `avro:"event_types" json:"event_types"`
+	Secrets      []string `avro:"secrets" json:"-"`
+	Status       string   `avro:"status" json:"status"`
+	StatusReason string   `avro:"status_reason" json:"status_reason,omitempty"`
+	Partitions   int32    `avro:"partitions" json:"partitions"`
+	Ordered      bool     `avro:"ordered" json:"ordered"`
+	RateLimit    float64  `avro:"rate_limit" json:"rate_limit,omitempty"`
+	MaxInFlight  int32    `avro:"max_in_flight" json:"max_in_flight,omitempty"`
+	Description  string   `avro:"description" json:"description,omitempty"`
+	// RetryScheduleMS is the endpoint's own retry schedule in milliseconds
+	// (empty = the deliverer's).
+	RetryScheduleMS []int64    `avro:"retry_schedule_ms" json:"retry_schedule_ms,omitempty"`
+	CreatedAt       time.Time  `avro:"created_at" json:"created_at"`
+	UpdatedAt       time.Time  `avro:"updated_at" json:"updated_at"`
+	DeletedAt       *time.Time `avro:"deleted_at" json:"deleted_at,omitempty"`
 }
 
 // Clone returns a deep copy that the caller may modify.
@@ -40,6 +43,7 @@ func (e *Endpoint) Clone() *Endpoint {
 	c := *e
 	c.EventTypes = append([]string(nil), e.EventTypes...)
 	c.Secrets = append([]string(nil), e.Secrets...)
+	c.RetryScheduleMS = append([]int64(nil), e.RetryScheduleMS...)
 	if e.DeletedAt != nil {
 		t := *e.DeletedAt
 		c.DeletedAt = &t

@@ -214,11 +214,13 @@ func (r *Registry) Get(id string) (*Endpoint, bool) {
 	return e, ok
 }
 
-// Match appends to dst the tenant's active endpoints subscribed to eventType,
-// in id order, and returns the extended slice.
+// Match appends to dst the tenant's endpoints subscribed to eventType that
+// take fan-out, in id order, and returns the extended slice. Disabled
+// endpoints take fan-out too: their topic keeps the events while the
+// deliverer holds them, and re-enabling delivers them. Deleted ones do not.
 func (r *Registry) Match(dst []*Endpoint, tenantID, eventType string) []*Endpoint {
 	for _, e := range r.snap.Load().byTenant[tenantID] {
-		if e.Active() && e.Subscribes(eventType) {
+		if e.Status != StatusDeleted && e.Subscribes(eventType) {
 			dst = append(dst, e)
 		}
 	}

@@ -175,21 +175,65 @@ func (e *env) startDeliverer(cfg deliverer.Config) (stop func()) {
 }
 
 func (e *env) addEndpoint(url string, events ...string) *registry.Endpoint {
+	return e.createEndpoint(registry.Endpoint{TenantID: "acme", URL: url, EventTypes: events})
+}
+
+func (e *env) createEndpoint(spec registry.Endpoint) *registry.Endpoint {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ep, err := e.admin.Create(ctx, registry.Endpoint{TenantID: "acme", URL: url, EventTypes: events})
+	ep, err := e.admin.Create(ctx, spec)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	return ep
 }
 
-// delivery is one request a receiver accepted.
+// deadLetters reads the dead-letter topic until it has n records (or fails
+// the test at the deadline) and returns them decoded.
+func (e *env) deadLetters(n int, timeout time.Duration) []deliverer.DeadLetter {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cl := e.cluster.Client(e.t, kgo.ConsumeTopics(e.kcfg.Topics().DLQ()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var out []deliverer.DeadLetter
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			e.t.Fatalf("dead-letter topic has %d of %d records after %v", len(out), n, timeout)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			var dl deliverer.DeadLetter
+			if err := e.cat.Unmarshal(r.Value, deliverer.DeadLetterRecordName, &dl); err != nil {
+				e.t.Fatalf("dead letter does not decode: %v", err)
+			}
+			out = append(out, dl)
+		})
+	}
+	return out
+}
+
+// dlqCount returns how many records the dead-letter topic holds now.
+func (e *env) dlqCount() int64 {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, e.kcfg.Topics().DLQ())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+// delivery is one request a receiver got with a valid signature.
 type delivery struct {
-	ID      string
-	Attempt string
-	Body    map[string]any
+	ID        string
+	Attempt   string
+	Timestamp string // webhook-timestamp, unix seconds
+	Status    int    // what the receiver answered
+	Body      map[string]any
 }
 
 // receiver is a local HTTP server with one path per endpoint; every request
@@ -205,6 +249,8 @@ type receiver struct {
 	got        map[string][]delivery // path -> deliveries
 	badSig     atomic.Int64
 	fail       atomic.Pointer[func(path string) bool]
+	respond    atomic.Pointer[func(path string, d delivery) int] // status to answer; 0 = 204
+	tried      map[string][]delivery                             // path -> every verified request
 	requests   atomic.Int64
 	rejections atomic.Int64
 }
@@ -214,7 +260,7 @@ func newReceiver(t *testing.T) *receiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{t: t, base: "http://" + ln.Addr().String(), verifiers: map[string]*webhook.Verifier{}, got: map[string][]delivery{}}
+	r := &receiver{t: t, base: "http://" + ln.Addr().String(), verifiers: map[string]*webhook.Verifier{}, got: map[string][]delivery{}, tried: map[string][]delivery{}}
 	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = r.srv.Serve(ln) }()
 	t.Cleanup(func() { _ = r.srv.Close() })
@@ -257,14 +303,27 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	if f := r.fail.Load(); f != nil && (*f)(req.URL.Path) {
-		r.rejections.Add(1)
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {
 		r.t.Errorf("delivery body is not JSON: %v: %s", err, body)
+	}
+	d := delivery{ID: req.Header.Get("Webhook-Id"), Attempt: req.Header.Get("Webhook-Attempt"), Timestamp: req.Header.Get("Webhook-Timestamp"), Body: m, Status: http.StatusNoContent}
+	if f := r.fail.Load(); f != nil && (*f)(req.URL.Path) {
+		d.Status = http.StatusInternalServerError
+	}
+	if f := r.respond.Load(); f != nil {
+		if st := (*f)(req.URL.Path, d); st != 0 {
+			d.Status = st
+		}
+	}
+	r.mu.Lock()
+	r.tried[req.URL.Path] = append(r.tried[req.URL.Path], d)
+	r.mu.Unlock()
+	if d.Status >= 300 {
+		r.rejections.Add(1)
+		w.WriteHeader(d.Status)
+		_, _ = io.WriteString(w, `{"error":"the test receiver says no"}`)
+		return
 	}
 	for _, h := range []string{"Content-Type", "User-Agent", "Webhook-Event", "Webhook-Attempt"} {
 		if req.Header.Get(h) == "" {
@@ -272,9 +331,9 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	r.mu.Lock()
-	r.got[req.URL.Path] = append(r.got[req.URL.Path], delivery{ID: req.Header.Get("Webhook-Id"), Attempt: req.Header.Get("Webhook-Attempt"), Body: m})
+	r.got[req.URL.Path] = append(r.got[req.URL.Path], d)
 	r.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
+	w.WriteHeader(d.Status)
 }
 
 // ids returns the distinct webhook ids path received.
@@ -286,6 +345,13 @@ func (r *receiver) ids(path string) map[string]int {
 		out[d.ID]++
 	}
 	return out
+}
+
+// attempts returns every verified request path got, failed ones included.
+func (r *receiver) attempts(path string) []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.tried[path]...)
 }
 
 func (r *receiver) deliveries(path string) []delivery {

@@ -114,8 +114,8 @@ func (d *Deliverer) process(p *partition, j *job, es *endpointState, done func(e
 			}
 			c = retryable
 		case gone:
-			d.log.Warn("deliverer: endpoint answered 410 Gone; disabling it", "endpoint", ep.ID)
 			if es.startDisabling() {
+				d.log.Warn("deliverer: endpoint answered 410 Gone; disabling it", "endpoint", ep.ID)
 				go d.disable(ep, es, "410 Gone", now)
 			}
 		}

@@ -175,7 +175,7 @@ type Deliverer struct {
 	admin      *registry.Admin
 	publish    func(ctx context.Context, eventType, tenant string, data any) error
 
-	inflight sync.WaitGroup
+	jobs     jobCount // started jobs not yet finished
 	stopping atomic.Bool
 	soft     context.Context // ends when shutdown begins: stop waiting to retry
 	hard     context.Context // ends at the shutdown deadline: abort requests
@@ -307,10 +307,12 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	// until the deadline, then are cancelled.
 	d.stopping.Store(true)
 	softCancel()
-	if !waitTimeout(&d.inflight, d.cfg.ShutdownTimeout) {
+	select {
+	case <-d.jobs.zero():
+	case <-time.After(d.cfg.ShutdownTimeout):
 		d.log.Warn("deliverer: shutdown deadline reached, cancelling in-flight attempts")
 		hardCancel()
-		d.inflight.Wait()
+		<-d.jobs.zero()
 	}
 	commitCancel()
 	<-commitDone
@@ -322,15 +324,37 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	return nil
 }
 
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(d):
-		return false
+// jobCount counts started jobs; unlike a sync.WaitGroup it may be
+// incremented while someone waits for zero.
+type jobCount struct {
+	mu     sync.Mutex
+	n      int
+	waitCh chan struct{} // closed when n is zero; nil while nobody waits
+}
+
+func (c *jobCount) add(delta int) {
+	c.mu.Lock()
+	c.n += delta
+	if c.n == 0 && c.waitCh != nil {
+		close(c.waitCh)
+		c.waitCh = nil
 	}
+	c.mu.Unlock()
+}
+
+// zero returns a channel closed once no job is running.
+func (c *jobCount) zero() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan struct{})
+	if c.n == 0 {
+		close(ch)
+		return ch
+	}
+	if c.waitCh == nil {
+		c.waitCh = make(chan struct{})
+	}
+	return c.waitCh
 }
 
 func (d *Deliverer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {

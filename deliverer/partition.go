@@ -72,7 +72,9 @@ const (
 	actRepark                // retry tier, endpoint paused: write back to the tier, attempts untouched
 )
 
-// pumpLocked starts every job that is due and admitted, in offset order.
+// pumpLocked starts every job that is due and admitted, in offset order
+// (retry-tier jobs not yet due are skipped; the partition wakes at the
+// earliest due time, and a full queue pauses its fetching).
 // On an endpoint topic the first job that cannot start holds back the rest
 // (they are the same endpoint's). On a retry tier a job whose endpoint is
 // busy is skipped, and one whose endpoint is paused (breaker open, disabled)
@@ -98,8 +100,10 @@ func (p *partition) pumpLocked() {
 			break // a failing event holds back everything behind it
 		}
 		if !j.due.IsZero() && j.due.After(now) {
+			// Not due yet. Records of a tier come roughly in due order,
+			// but jitter and write-backs make it rough: look further.
 			p.wake(j.due)
-			break
+			continue
 		}
 		jep, jok := ep, ok
 		if p.mixed() {
@@ -163,7 +167,7 @@ func (p *partition) startLocked(i int, j *job, es *endpointState, done func(erro
 	p.queue[i] = nil
 	p.waiting--
 	p.inflight++
-	p.d.inflight.Add(1)
+	p.d.jobs.add(1)
 	p.d.m.queued.Dec()
 	p.d.m.inflight.Inc()
 	go p.run(j, es, done, act)
@@ -212,7 +216,7 @@ func (p *partition) run(j *job, es *endpointState, done func(error), act action)
 	p.pumpLocked()
 	p.mu.Unlock()
 	p.d.m.inflight.Dec()
-	p.d.inflight.Done()
+	p.d.jobs.add(-1)
 }
 
 // setRetrying counts an ordered job retrying in place (delta +1 when it

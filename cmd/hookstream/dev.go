@@ -75,6 +75,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer cluster.Close()
 	kcfg := kafka.Config{Brokers: cluster.ListenAddrs(), Prefix: prefix, ClientID: "hookstream-dev"}
+	promReg := instrument(&kcfg)
 
 	st, err := openStack(ctx, kcfg, log)
 	if err != nil {
@@ -129,7 +130,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	go func() { _ = recvSrv.Serve(recvLn) }()
 	defer recvSrv.Close()
 
-	promReg := newRegistry()
+	closeLag, err := exportLag(kcfg, promReg, router.DefaultGroup, deliverer.DefaultGroup)
+	if err != nil {
+		return err
+	}
+	defer closeLag()
 	if err := serveMetrics(ctx, metricsAddr, promReg, log); err != nil {
 		return err
 	}

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/pkg/codec"
@@ -98,13 +100,50 @@ func (s *serviceFlags) register(f *flags, defMetrics string) {
 	f.str(&s.metricsAddr, "metrics-addr", defMetrics, "listen address of /metrics and /healthz (empty = off)")
 }
 
-func (s *serviceFlags) setup(stderr io.Writer) (kafka.Config, *slog.Logger, error) {
+// setup returns the Kafka configuration (with franz-go client metrics
+// hooked into promReg), the logger and the metrics registry.
+func (s *serviceFlags) setup(stderr io.Writer) (kafka.Config, *slog.Logger, *prometheus.Registry, error) {
 	kcfg, err := s.kafka.config()
 	if err != nil {
-		return kcfg, nil, err
+		return kcfg, nil, nil, err
 	}
 	log, err := s.log.logger(stderr)
-	return kcfg, log, err
+	if err != nil {
+		return kcfg, nil, nil, err
+	}
+	return kcfg, log, instrument(&kcfg), nil
+}
+
+// instrument returns a metrics registry with the Go and process collectors
+// and hooks franz-go's client metrics (hookstream_kafka_…) into every client
+// kcfg makes.
+func instrument(kcfg *kafka.Config) *prometheus.Registry {
+	promReg := newRegistry()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	kcfg.Hook = func(clientID string) kgo.Hook {
+		mu.Lock()
+		seen[clientID]++
+		label := clientID
+		if n := seen[clientID]; n > 1 {
+			label = fmt.Sprintf("%s-%d", clientID, n)
+		}
+		mu.Unlock()
+		return kprom.NewMetrics("hookstream_kafka", kprom.Registerer(promReg), kprom.WithStaticLabel(prometheus.Labels{"client": label}))
+	}
+	return promReg
+}
+
+// exportLag registers the consumer lag of the groups with promReg.
+func exportLag(kcfg kafka.Config, promReg *prometheus.Registry, groups ...string) (closeFn func(), err error) {
+	cl, err := kgo.NewClient(kcfg.ClientOpts("lag")...)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		promReg.MustRegister(metrics.NewLagCollector(kadm.NewClient(cl), g, 10*time.Second))
+	}
+	return cl.Close, nil
 }
 
 func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
@@ -118,7 +157,7 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := parseFlags(f, args); err != nil {
 		return err
 	}
-	kcfg, log, err := sf.setup(stderr)
+	kcfg, log, promReg, err := sf.setup(stderr)
 	if err != nil {
 		return err
 	}
@@ -127,7 +166,11 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	promReg := newRegistry()
+	closeLag, err := exportLag(kcfg, promReg, router.DefaultGroup)
+	if err != nil {
+		return err
+	}
+	defer closeLag()
 	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log); err != nil {
 		return err
 	}
@@ -194,7 +237,7 @@ func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error
 	if err := parseFlags(f, args); err != nil {
 		return err
 	}
-	kcfg, log, err := sf.setup(stderr)
+	kcfg, log, promReg, err := sf.setup(stderr)
 	if err != nil {
 		return err
 	}
@@ -203,7 +246,11 @@ func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
-	promReg := newRegistry()
+	closeLag, err := exportLag(kcfg, promReg, deliverer.DefaultGroup)
+	if err != nil {
+		return err
+	}
+	defer closeLag()
 	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log); err != nil {
 		return err
 	}

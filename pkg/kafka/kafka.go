@@ -40,6 +40,10 @@ type Config struct {
 	EventsPartitions int32
 	// Opts are extra franz-go options appended to every client.
 	Opts []kgo.Opt
+	// Hook, if set, is called once per client made through ClientOpts with
+	// that client's id, and the hook it returns is installed on the client
+	// (one kprom.Metrics per client, for example).
+	Hook func(clientID string) kgo.Hook
 }
 
 // Validate reports a configuration that cannot work.
@@ -81,6 +85,11 @@ func (c Config) ClientOpts(role string, extra ...kgo.Opt) []kgo.Opt {
 	}
 	if c.SASL != nil {
 		opts = append(opts, kgo.SASL(c.SASL))
+	}
+	if c.Hook != nil {
+		if h := c.Hook(id); h != nil {
+			opts = append(opts, kgo.WithHooks(h))
+		}
 	}
 	opts = append(opts, c.Opts...)
 	return append(opts, extra...)

@@ -85,6 +85,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long a shutdown or a revocation waits for
 	// in-flight attempts (default 30s).
 	ShutdownTimeout time.Duration
+	// AllowPrivateTargets lets the default Sender connect to loopback,
+	// private and link-local addresses (tests, a dev stack, or endpoints
+	// deliberately inside the network). Off by default.
+	AllowPrivateTargets bool
 	// Sender posts deliveries (default NewHTTPSender).
 	Sender Sender
 	// Clock stamps webhook-timestamp and times retries (default wall clock).
@@ -142,7 +146,7 @@ func (c *Config) setDefaults() {
 		c.ShutdownTimeout = 30 * time.Second
 	}
 	if c.Sender == nil {
-		c.Sender = NewHTTPSender(c.MaxInFlightPerEndpoint)
+		c.Sender = NewHTTPSender(c.MaxInFlightPerEndpoint, c.AllowPrivateTargets)
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

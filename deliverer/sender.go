@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -47,15 +50,40 @@ type HTTPSender struct {
 	MaxResponseBody int
 }
 
+// ErrPrivateTarget is returned (wrapped) for a delivery whose target
+// address is loopback, private, link-local or otherwise not on the public
+// internet, while private targets are not allowed.
+var ErrPrivateTarget = errors.New("target address is not public")
+
 // NewHTTPSender returns an HTTPSender whose transport keeps up to
-// maxConnsPerHost idle connections per host.
-func NewHTTPSender(maxConnsPerHost int) *HTTPSender {
+// maxConnsPerHost idle connections per host. Unless allowPrivate is set, it
+// refuses to connect to non-public addresses (checked on the resolved
+// address at dial time, so DNS tricks do not get around it): a webhook URL
+// is chosen by a customer and must not reach the sender's own network.
+func NewHTTPSender(maxConnsPerHost int, allowPrivate bool) *HTTPSender {
 	if maxConnsPerHost <= 0 {
 		maxConnsPerHost = 64
 	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		dialer.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil {
+				return err
+			}
+			if !publicAddr(ip) {
+				return fmt.Errorf("%w: %s", ErrPrivateTarget, ip)
+			}
+			return nil
+		}
+	}
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		Proxy:                 nil, // a proxy would hide the target address from the check above
+		DialContext:           dialer.DialContext,
 		MaxIdleConns:          0, // no global cap; per host below
 		MaxIdleConnsPerHost:   maxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
@@ -97,6 +125,34 @@ func (s *HTTPSender) Send(ctx context.Context, req *Request) Result {
 		res.RetryAfter = parseRetryAfter(ra, time.Now())
 	}
 	return res
+}
+
+// publicAddr reports whether ip is a public unicast address.
+func publicAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsUnspecified() || ip.IsMulticast() ||
+		ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() {
+		return false
+	}
+	for _, p := range nonPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+var nonPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
+	netip.MustParsePrefix("100.64.0.0/10"),   // carrier-grade NAT
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
+	netip.MustParsePrefix("240.0.0.0/4"),     // reserved, broadcast
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64
+	netip.MustParsePrefix("2001:db8::/32"),   // documentation
+	netip.MustParsePrefix("192.0.2.0/24"),    // documentation
+	netip.MustParsePrefix("198.51.100.0/24"), // documentation
+	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
 }
 
 // parseRetryAfter reads delay-seconds or an HTTP date.

@@ -157,7 +157,7 @@ func (e *env) startRouter() (stop func()) {
 
 func (e *env) delivererConfig() deliverer.Config {
 	return deliverer.Config{
-		Kafka: e.kcfg, Group: e.kcfg.Prefix + "-deliverer",
+		Kafka: e.kcfg, Group: e.kcfg.Prefix + "-deliverer", AllowPrivateTargets: true,
 		Schedule:    deliverer.Schedule{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond},
 		ReparkDelay: 100 * time.Millisecond, BreakerOpenTimeout: 200 * time.Millisecond,
 		AttemptTimeout: 5 * time.Second, CommitInterval: 200 * time.Millisecond, ShutdownTimeout: 5 * time.Second,

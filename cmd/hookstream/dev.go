@@ -142,6 +142,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	df.allowPrivate = true // the demo receiver is on loopback
 	dcfg, err := df.config(kcfg, log, promReg)
 	if err != nil {
 		return err

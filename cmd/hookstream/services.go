@@ -187,7 +187,7 @@ type delivererFlags struct {
 	breakerOpen, autoDisable                                             time.Duration
 	schedule                                                             string
 	jitter                                                               float64
-	retry4xx                                                             bool
+	retry4xx, allowPrivate                                               bool
 }
 
 func (d *delivererFlags) register(f *flags) {
@@ -202,6 +202,7 @@ func (d *delivererFlags) register(f *flags) {
 	f.integer(&d.breakerFailures, "breaker-failures", 5, "consecutive failed attempts that open an endpoint's circuit breaker")
 	f.duration(&d.breakerOpen, "breaker-open-timeout", 30*time.Second, "how long a breaker stays open before one probe goes through")
 	f.duration(&d.autoDisable, "auto-disable-after", 5*24*time.Hour, "disable an endpoint that has failed continuously this long")
+	f.boolean(&d.allowPrivate, "allow-private-targets", false, "allow endpoint URLs that resolve to loopback, private or link-local addresses (refused by default: customers choose the URLs)")
 	f.duration(&d.commitInterval, "commit-interval", time.Second, "how often settled offsets are committed")
 	f.duration(&d.shutdownTTL, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight attempts")
 }
@@ -224,7 +225,8 @@ func (d *delivererFlags) config(kcfg kafka.Config, log *slog.Logger, reg prometh
 		Schedule: sched, Jitter: jitter, RetryClientErrors: d.retry4xx, RetryPartitions: int32(d.retryPartitions),
 		BreakerFailures: d.breakerFailures, BreakerOpenTimeout: d.breakerOpen, AutoDisableAfter: d.autoDisable,
 		CommitInterval: d.commitInterval, ShutdownTimeout: d.shutdownTTL,
-		Logger: log, Registerer: reg,
+		AllowPrivateTargets: d.allowPrivate,
+		Logger:              log, Registerer: reg,
 	}, nil
 }
 

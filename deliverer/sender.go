@@ -82,7 +82,7 @@ func NewHTTPSender(maxConnsPerHost int, allowPrivate bool) *HTTPSender {
 		}
 	}
 	tr := &http.Transport{
-		Proxy:                 nil, // a proxy would hide the target address from the check above
+		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
 		MaxIdleConns:          0, // no global cap; per host below
 		MaxIdleConnsPerHost:   maxConnsPerHost,
@@ -90,6 +90,12 @@ func NewHTTPSender(maxConnsPerHost int, allowPrivate bool) *HTTPSender {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
+	}
+	if allowPrivate {
+		// With the address check off, an egress proxy from the environment
+		// (HTTPS_PROXY, e.g. one that enforces its own egress policy) is
+		// honoured; with it on, a proxy would hide the target address.
+		tr.Proxy = http.ProxyFromEnvironment
 	}
 	return &HTTPSender{Client: &http.Client{
 		Transport: tr,

@@ -4,7 +4,9 @@
 //	hookstream router      the fan-out stage
 //	hookstream deliverer   the delivery stage
 //	hookstream emit        publish one event
-//	hookstream endpoints   manage endpoints (add, list, get, disable, enable, delete, purge)
+//	hookstream endpoints   manage endpoints (add, update, rotate, list, get, disable, enable, delete, purge)
+//	hookstream dlq         list and redrive dead letters
+//	hookstream replay      deliver an endpoint's events again from a point in time
 //
 // Every flag can also be set with an environment variable HOOKSTREAM_<FLAG>,
 // e.g. HOOKSTREAM_BROKERS for --brokers. Run a command with --help for its flags.
@@ -32,7 +34,9 @@ func commands() []command {
 		{"router", "Run the router: fan events out to endpoint topics.", runRouter},
 		{"deliverer", "Run the deliverer: sign and POST endpoint-topic records.", runDeliverer},
 		{"emit", "Publish one event to the events topic.", runEmit},
-		{"endpoints", "Manage endpoints: add, list, get, disable, enable, delete, purge.", runEndpoints},
+		{"endpoints", "Manage endpoints: add, update, rotate, list, get, disable, enable, delete, purge.", runEndpoints},
+		{"dlq", "Dead letters: list them, redrive them to their endpoints.", runDLQ},
+		{"replay", "Deliver an endpoint's events again from a point in time.", runReplay},
 	}
 }
 

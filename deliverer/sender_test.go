@@ -1,0 +1,163 @@
+package deliverer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// httptest servers listen on 127.0.0.1: these senders allow private targets
+// (private_test.go covers the refusal).
+
+func TestHTTPSenderPosts(t *testing.T) {
+	type seen struct {
+		method, path, body, sig, ct string
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- seen{r.Method, r.URL.Path, string(b), r.Header.Get(HeaderSignature), r.Header.Get("Content-Type")}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, "thanks")
+	}))
+	defer srv.Close()
+	s := NewHTTPSender(4, true)
+	h := http.Header{}
+	h.Set(HeaderSignature, "v1,abc")
+	h.Set("Content-Type", "application/json")
+	res := s.Send(t.Context(), &Request{URL: srv.URL + "/hooks", Header: h, Body: []byte(`{"a":1}`)})
+	if res.Err != nil || res.Status != http.StatusAccepted || string(res.Body) != "thanks" || res.RetryAfter != 0 {
+		t.Fatalf("Send = %+v", res)
+	}
+	if g := <-got; g != (seen{"POST", "/hooks", `{"a":1}`, "v1,abc", "application/json"}) {
+		t.Errorf("server saw %+v", g)
+	}
+}
+
+func TestHTTPSenderDoesNotFollowRedirects(t *testing.T) {
+	var followed atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hooks", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+	})
+	mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) { followed.Add(1) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, sender := range []*HTTPSender{NewHTTPSender(0, true), {Client: NewHTTPSender(1, true).Client, MaxResponseBody: 8}} {
+		res := sender.Send(t.Context(), &Request{URL: srv.URL + "/hooks", Header: http.Header{}, Body: []byte("{}")})
+		if res.Err != nil || res.Status != http.StatusTemporaryRedirect {
+			t.Errorf("Send to a redirect = %+v, want the 307 itself", res)
+		}
+		if classify(res) != permanent {
+			t.Errorf("a redirect classifies as %v, want permanent", classify(res))
+		}
+	}
+	if n := followed.Load(); n != 0 {
+		t.Errorf("the redirect target was requested %d times", n)
+	}
+}
+
+func TestHTTPSenderCapsResponseBody(t *testing.T) {
+	big := strings.Repeat("0123456789", 1000) // 10 000 bytes
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, big)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		max, want int
+	}{
+		{0, 1024}, // the default
+		{10, 10},
+		{20000, len(big)},
+	} {
+		s := NewHTTPSender(2, true)
+		s.MaxResponseBody = tc.max
+		res := s.Send(t.Context(), &Request{URL: srv.URL, Header: http.Header{}})
+		if res.Err != nil || res.Status != 500 || len(res.Body) != tc.want || string(res.Body) != big[:tc.want] {
+			t.Errorf("MaxResponseBody %d: status %d, %d body bytes (err %v), want %d", tc.max, res.Status, len(res.Body), res.Err, tc.want)
+		}
+	}
+}
+
+func TestHTTPSenderRetryAfter(t *testing.T) {
+	var header atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := header.Load().(string); v != "" {
+			w.Header().Set("Retry-After", v)
+		}
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	s := NewHTTPSender(2, true)
+	for _, tc := range []struct {
+		header   string
+		min, max time.Duration
+	}{
+		{"", 0, 0},
+		{"7", 7 * time.Second, 7 * time.Second},
+		{"garbage", 0, 0},
+		{time.Now().Add(time.Hour).UTC().Format(http.TimeFormat), 58 * time.Minute, time.Hour},
+	} {
+		header.Store(tc.header)
+		res := s.Send(t.Context(), &Request{URL: srv.URL, Header: http.Header{}})
+		if res.Status != 429 || res.RetryAfter < tc.min || res.RetryAfter > tc.max {
+			t.Errorf("Retry-After %q: status %d, RetryAfter %v, want in [%v, %v]", tc.header, res.Status, res.RetryAfter, tc.min, tc.max)
+		}
+	}
+}
+
+func TestHTTPSenderHonoursContext(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // hang until the client gives up or the test ends
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res := NewHTTPSender(2, true).Send(ctx, &Request{URL: srv.URL, Header: http.Header{}, Body: []byte("{}")})
+	if res.Err == nil || res.Status != 0 {
+		t.Fatalf("Send past its deadline = %+v, want an error", res)
+	}
+	if !errors.Is(res.Err, context.DeadlineExceeded) {
+		t.Errorf("error %v does not wrap context.DeadlineExceeded", res.Err)
+	}
+	if attemptLabel(res) != "timeout" || classify(res) != retryable {
+		t.Errorf("a timed-out attempt: label %q, class %v", attemptLabel(res), classify(res))
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("Send returned after %v, long past its 50ms deadline", el)
+	}
+
+	// A context already cancelled: no request at all.
+	done, cancel2 := context.WithCancel(t.Context())
+	cancel2()
+	if res := NewHTTPSender(2, true).Send(done, &Request{URL: srv.URL, Header: http.Header{}}); !errors.Is(res.Err, context.Canceled) {
+		t.Errorf("Send with a cancelled context = %+v", res)
+	}
+}
+
+func TestHTTPSenderTransportErrors(t *testing.T) {
+	s := NewHTTPSender(2, true)
+	for _, url := range []string{
+		"http://127.0.0.1:1/", // nothing listens on port 1
+		"://no-scheme",
+		"ftp://127.0.0.1/",
+	} {
+		res := s.Send(t.Context(), &Request{URL: url, Header: http.Header{}})
+		if res.Err == nil || res.Status != 0 || classify(res) != retryable {
+			t.Errorf("Send(%q) = %+v, want a transport error", url, res)
+		}
+	}
+}

@@ -197,8 +197,8 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, er
 	}
 	cfg.setDefaults()
 	for i, s := range cfg.Schedule {
-		if s <= 0 {
-			return nil, fmt.Errorf("deliverer: retry delay %d is %v; delays must be positive", i, s)
+		if s <= 0 || s%time.Millisecond != 0 {
+			return nil, fmt.Errorf("deliverer: retry delay %d is %v; delays must be positive whole milliseconds (they name the retry topics)", i, s)
 		}
 	}
 	d := &Deliverer{

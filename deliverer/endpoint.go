@@ -3,7 +3,6 @@ package deliverer
 import (
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -24,8 +23,7 @@ type endpointState struct {
 	inflight     int
 	tokens       float64
 	tokensAt     time.Time
-	openedAt     atomic.Int64 // unix nanoseconds the breaker last opened; atomic because gobreaker calls stateChanged under its own lock, possibly from inside admit
-	failingSince time.Time    // first failure since the last success; zero = healthy
+	failingSince time.Time // first failure since the last success; zero = healthy
 	disabling    bool
 	waiters      map[*partition]struct{}
 	changed      chan struct{} // closed and replaced when admission may have changed
@@ -61,7 +59,6 @@ func (es *endpointState) stateChanged(_ string, from, to gobreaker.State) {
 	switch to {
 	case gobreaker.StateOpen:
 		es.d.m.breakersOpen.Inc()
-		es.openedAt.Store(es.d.cfg.Clock.Now().UnixNano())
 		es.d.log.Warn("deliverer: circuit breaker opened; pausing the endpoint", "endpoint", es.id)
 		// gobreaker moves to half-open lazily: wake the waiters when it may.
 		go func() {
@@ -108,7 +105,9 @@ func (es *endpointState) admit(ep *registry.Endpoint, now time.Time) (done func(
 		return nil, refusedInFlight, time.Time{}
 	}
 	if st := es.cb.State(); st == gobreaker.StateOpen {
-		return nil, refusedBreaker, time.Unix(0, es.openedAt.Load()).Add(es.d.cfg.BreakerOpenTimeout)
+		// gobreaker times the open state on the wall clock; the waiters
+		// are woken by stateChanged's timer, not by a Clock-based wake.
+		return nil, refusedBreaker, time.Time{}
 	}
 	if r := ep.RateLimit; r > 0 {
 		burst := max(1, r)

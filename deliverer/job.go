@@ -2,7 +2,6 @@ package deliverer
 
 import (
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -20,6 +19,11 @@ const (
 	HeaderRetryLastError  = "hookstream-last-error"    // last error
 )
 
+var retryHeaders = map[string]bool{
+	HeaderRetryEndpoint: true, HeaderRetryAttempts: true, HeaderRetryBudget: true, HeaderRetryFirst: true,
+	HeaderRetryDue: true, HeaderRetryLastStatus: true, HeaderRetryLastError: true,
+}
+
 // job is one record on its way to an endpoint, from an endpoint topic (a
 // first attempt) or from a retry tier (a later one).
 type job struct {
@@ -35,9 +39,14 @@ type job struct {
 }
 
 // newJob reads a job from a record of an endpoint topic (endpointID given)
-// or of a retry tier (endpointID from the headers).
+// or of a retry tier (endpointID "": it and the retry state come from the
+// headers). Retry headers on an endpoint-topic record are ignored: they came
+// from whoever published the event, and must not redirect or delay it.
 func newJob(rec *kgo.Record, endpointID string) *job {
 	j := &job{rec: rec, endpointID: endpointID, key: string(rec.Key)}
+	if endpointID != "" {
+		return j
+	}
 	for _, h := range rec.Headers {
 		v := string(h.Value)
 		switch h.Key {
@@ -69,7 +78,7 @@ func newJob(rec *kgo.Record, endpointID string) *job {
 func (j *job) retryRecord(topic string, due time.Time) *kgo.Record {
 	hs := make([]kgo.RecordHeader, 0, len(j.rec.Headers)+7)
 	for _, h := range j.rec.Headers {
-		if !strings.HasPrefix(h.Key, "hookstream-") || h.Key == "hookstream-event-id" {
+		if !retryHeaders[h.Key] {
 			hs = append(hs, h)
 		}
 	}

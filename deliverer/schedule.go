@@ -32,8 +32,8 @@ func ParseSchedule(s string) (Schedule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("retry schedule: %w", err)
 		}
-		if d <= 0 {
-			return nil, fmt.Errorf("retry schedule: delay %v must be positive", d)
+		if d <= 0 || d%time.Millisecond != 0 {
+			return nil, fmt.Errorf("retry schedule: delay %v must be positive, in whole milliseconds", d)
 		}
 		out = append(out, d)
 	}

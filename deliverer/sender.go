@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -161,11 +162,18 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("203.0.113.0/24"),  // documentation
 }
 
+// maxRetryAfter caps a Retry-After; the deliverer caps it far lower anyway
+// (twice the next retry delay).
+const maxRetryAfter = 7 * 24 * time.Hour
+
 // parseRetryAfter reads delay-seconds or an HTTP date.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs < 0 {
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(v, "-") {
+		switch {
+		case secs < 0:
 			return 0
+		case err != nil || secs > int64(maxRetryAfter/time.Second):
+			return maxRetryAfter
 		}
 		return time.Duration(secs) * time.Second
 	}

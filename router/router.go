@@ -4,7 +4,7 @@
 // The router consumes <prefix>.events in the consumer group
 // hookstream-router, decodes only the envelope (never the event data, whose
 // schema it only checks by fingerprint), matches the event against the
-// tenant's active endpoints (exact type, category.* or *), and writes the
+// tenant's endpoints that take fan-out (active or disabled, not deleted) (exact type, category.* or *), and writes the
 // record unchanged to each matching <prefix>.endpoint.<id> inside a Kafka
 // transaction that also commits the consumed offsets. A router crash
 // therefore neither drops nor duplicates fan-out. Records that cannot be

@@ -50,6 +50,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(f, args); err != nil {
 		return err
 	}
+	if err := df.validate(); err != nil { // before starting anything
+		fmt.Fprintf(stderr, "hookstream dev: %v\n", err)
+		return errUsage
+	}
 	log, err := lf.logger(stderr)
 	if err != nil {
 		return err

@@ -225,6 +225,9 @@ func runEndpoints(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 	switch sub {
 	case "add":
+		if partitions < 1 || partitions > registry.MaxPartitions {
+			return fmt.Errorf("--partitions must be 1..%d, got %d", registry.MaxPartitions, partitions)
+		}
 		spec := registry.Endpoint{ID: id, TenantID: tenant, URL: url, Partitions: int32(partitions), Description: desc,
 			EventTypes: splitList(events), Ordered: lim.ordered, RateLimit: lim.rateLimit, MaxInFlight: maxIn}
 		if spec.RetryScheduleMS, err = ops.RetryScheduleMS(sched); err != nil {

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +26,7 @@ import (
 // from the environment; an explicit flag wins over the environment.
 type flags struct {
 	*flag.FlagSet
-	envErr error
+	envErrs map[string]error // flag name -> its environment variable did not parse
 	// perCall, when set, registers flags that describe one invocation (an
 	// event, an endpoint id) and are not read from the environment, so a
 	// variable left exported for one command cannot leak into another.
@@ -50,8 +52,11 @@ func (f *flags) env(name string, set func(string) error) {
 		return
 	}
 	if v, ok := os.LookupEnv(envName(name)); ok {
-		if err := set(v); err != nil && f.envErr == nil {
-			f.envErr = fmt.Errorf("%s=%q: %w", envName(name), v, err)
+		if err := set(v); err != nil {
+			if f.envErrs == nil {
+				f.envErrs = map[string]error{}
+			}
+			f.envErrs[name] = fmt.Errorf("%s=%q: %w", envName(name), v, err)
 		}
 	}
 }
@@ -98,8 +103,10 @@ func (f *flags) parse(args []string) error {
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	if f.envErr != nil {
-		return f.envErr
+	// A malformed variable matters only if its flag was not given.
+	f.Visit(func(fl *flag.Flag) { delete(f.envErrs, fl.Name) })
+	for _, name := range slices.Sorted(maps.Keys(f.envErrs)) {
+		return f.envErrs[name]
 	}
 	if f.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see --help)", f.Arg(0))
@@ -144,6 +151,9 @@ func (k *kafkaFlags) config() (kafka.Config, error) {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.Brokers = append(cfg.Brokers, b)
 		}
+	}
+	if k.eventsPartitions < 1 || k.eventsPartitions > 100_000 {
+		return cfg, fmt.Errorf("--events-partitions must be 1..100000, got %d", k.eventsPartitions)
 	}
 	if k.rf < -1 || k.rf == 0 || k.rf > 32767 {
 		return cfg, fmt.Errorf("--replication-factor must be -1 or 1..32767, got %d", k.rf)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -207,13 +208,30 @@ func (d *delivererFlags) register(f *flags) {
 	f.duration(&d.shutdownTTL, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight attempts")
 }
 
+// validate checks the flags that can be wrong without Kafka.
+func (d *delivererFlags) validate() error {
+	if _, err := deliverer.ParseSchedule(d.schedule); err != nil {
+		return fmt.Errorf("--retry-schedule: %w", err)
+	}
+	if d.jitter < 0 || d.jitter >= 1 {
+		return fmt.Errorf("--retry-jitter must be in [0, 1), got %v", d.jitter)
+	}
+	for name, v := range map[string]int{"--retry-partitions": d.retryPartitions, "--max-inflight-per-partition": d.inflight,
+		"--max-inflight-per-endpoint": d.inflightEndpoint, "--max-queued-per-partition": d.queued, "--breaker-failures": d.breakerFailures} {
+		if v < 1 || v > math.MaxInt32 {
+			return fmt.Errorf("%s must be 1..%d, got %d", name, math.MaxInt32, v)
+		}
+	}
+	return nil
+}
+
 func (d *delivererFlags) config(kcfg kafka.Config, log *slog.Logger, reg prometheus.Registerer) (deliverer.Config, error) {
+	if err := d.validate(); err != nil {
+		return deliverer.Config{}, err
+	}
 	sched, err := deliverer.ParseSchedule(d.schedule)
 	if err != nil {
 		return deliverer.Config{}, fmt.Errorf("--retry-schedule: %w", err)
-	}
-	if d.jitter < 0 || d.jitter >= 1 {
-		return deliverer.Config{}, fmt.Errorf("--retry-jitter must be in [0, 1), got %v", d.jitter)
 	}
 	jitter := d.jitter
 	if jitter == 0 {
@@ -238,6 +256,10 @@ func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error
 	df.register(f)
 	if err := parseFlags(f, args); err != nil {
 		return err
+	}
+	if err := df.validate(); err != nil { // before touching Kafka
+		fmt.Fprintf(stderr, "hookstream deliverer: %v\n", err)
+		return errUsage
 	}
 	kcfg, log, promReg, err := sf.setup(stderr)
 	if err != nil {

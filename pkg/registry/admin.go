@@ -17,8 +17,12 @@ import (
 	"github.com/hookstream/hookstream/pkg/webhook"
 )
 
-// MaxPartitions bounds the partition count of one endpoint topic.
-const MaxPartitions = 64
+// Limits on what an endpoint may ask for.
+const (
+	MaxPartitions   = 64                   // partitions of one endpoint topic
+	MaxRetries      = 50                   // entries of retry_schedule_ms
+	MaxRetryDelayMS = 7 * 24 * 3600 * 1000 // one retry delay
+)
 
 // Admin writes the registry: it creates and removes endpoint topics and
 // writes endpoint records. Reads go through the Registry it is given, so a
@@ -139,7 +143,7 @@ func (a *Admin) Delete(ctx context.Context, id string) error {
 }
 
 // Purge removes the topic and writes the tombstone of every endpoint deleted
-// more than grace ago. It returns the ids purged.
+// grace or longer ago. It returns the ids purged.
 func (a *Admin) Purge(ctx context.Context, grace time.Duration) ([]string, error) {
 	var purged []string
 	cutoff := a.now().Add(-grace)
@@ -189,9 +193,20 @@ func (a *Admin) validate(e *Endpoint) error {
 			return err
 		}
 	}
+	if len(e.Secrets) == 0 {
+		return invalid("secrets", "at least one signing secret is required")
+	}
 	for i, s := range e.Secrets {
 		if _, err := webhook.ParseSecret(s); err != nil {
 			return invalid(fmt.Sprintf("secrets[%d]", i), "%v", err)
+		}
+	}
+	if len(e.RetryScheduleMS) > MaxRetries {
+		return invalid("retry_schedule_ms", "at most %d retries, got %d", MaxRetries, len(e.RetryScheduleMS))
+	}
+	for i, ms := range e.RetryScheduleMS {
+		if ms <= 0 || ms > MaxRetryDelayMS {
+			return invalid("retry_schedule_ms", "delay %d is %d ms; each must be 1 ms to 7 days", i, ms)
 		}
 	}
 	e.EventTypes = slices.Compact(slices.Sorted(slices.Values(e.EventTypes)))
@@ -213,6 +228,11 @@ func validID(id string) bool {
 // write produces the record and waits until the registry view has it, so a
 // caller's next read (and the services following the topic) see the change.
 func (a *Admin) write(ctx context.Context, e *Endpoint) error {
+	// UpdatedAt identifies this version for the wait below: keep it
+	// strictly increasing even for two writes in one millisecond.
+	if cur, ok := a.reg.Get(e.ID); ok && !e.UpdatedAt.After(cur.UpdatedAt) {
+		e.UpdatedAt = cur.UpdatedAt.Add(time.Millisecond)
+	}
 	b, err := a.cat.Marshal(RecordName, e)
 	if err != nil {
 		return fmt.Errorf("registry: encoding endpoint %s: %w", e.ID, err)

@@ -696,7 +696,6 @@ func validationField(t *testing.T, err error) string {
 // endpoint whose Secrets is empty writes an endpoint the deliverer cannot
 // sign for ("endpoint has no signing secret" on every attempt).
 func TestUpdateRequiresASecret(t *testing.T) {
-	t.Skip("known bug: Admin.Update accepts an endpoint without secrets (admin.go validate)")
 	e := newTestEnv(t)
 	ep := e.create(Endpoint{ID: "ep-1", TenantID: "t1", URL: "https://example.com/", EventTypes: []string{"*"}})
 	upd := ep.Clone()
@@ -713,7 +712,6 @@ func TestUpdateRequiresASecret(t *testing.T) {
 // are written, and the deliverer then retries such an endpoint without any
 // wait. deliverer.New rejects the same delays in its own schedule.
 func TestRetryScheduleValidated(t *testing.T) {
-	t.Skip("known bug: Admin.validate accepts retry_schedule_ms with 0 or negative delays (admin.go validate)")
 	e := newTestEnv(t)
 	for _, sched := range [][]int64{{0}, {1000, -5}} {
 		_, err := e.adm.Create(e.ctx, Endpoint{TenantID: "t1", URL: "https://example.com/", EventTypes: []string{"*"}, RetryScheduleMS: sched})

@@ -146,7 +146,10 @@ func (c *Config) setDefaults() {
 		c.ShutdownTimeout = 30 * time.Second
 	}
 	if c.Sender == nil {
-		c.Sender = NewHTTPSender(c.MaxInFlightPerEndpoint, c.AllowPrivateTargets)
+		// Idle keep-alive connections per host: several endpoints often
+		// share a host, so allow well above one endpoint's in-flight cap;
+		// idle ones close after 90 s.
+		c.Sender = NewHTTPSender(max(1024, 4*c.MaxInFlightPerEndpoint), c.AllowPrivateTargets)
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}

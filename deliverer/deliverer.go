@@ -43,6 +43,12 @@ type Config struct {
 	Kafka kafka.Config
 	// Group is the consumer group (default "hookstream-deliverer").
 	Group string
+	// SessionTimeout is how long the group waits for a silent member before
+	// giving its partitions to another (default 10s).
+	SessionTimeout time.Duration
+	// InstanceID, if set, makes this a static group member: a restart with
+	// the same id takes its partitions back at once, without a rebalance.
+	InstanceID string
 	// MaxInFlightPerPartition bounds concurrent jobs per partition
 	// (default 16).
 	MaxInFlightPerPartition int
@@ -102,6 +108,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Group == "" {
 		c.Group = DefaultGroup
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
 	}
 	if c.MaxInFlightPerPartition <= 0 {
 		c.MaxInFlightPerPartition = 16
@@ -258,7 +267,11 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		return fmt.Errorf("deliverer: creating retry tiers: %w", err)
 	}
 
-	cl, err := kgo.NewClient(d.cfg.Kafka.ClientOpts("deliverer",
+	groupOpts := []kgo.Opt{kgo.SessionTimeout(d.cfg.SessionTimeout)}
+	if d.cfg.InstanceID != "" {
+		groupOpts = append(groupOpts, kgo.InstanceID(d.cfg.InstanceID))
+	}
+	cl, err := kgo.NewClient(d.cfg.Kafka.ClientOpts("deliverer", append(groupOpts,
 		kgo.ConsumerGroup(d.cfg.Group),
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(d.topics.EndpointPattern(), d.topics.RetryPattern()),
@@ -271,7 +284,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(d.lost),
 		kgo.MetadataMaxAge(10*time.Second), // discover new endpoint topics
 		kgo.FetchMaxWait(250*time.Millisecond),
-	)...)
+	)...)...)
 	if err != nil {
 		return fmt.Errorf("deliverer: %w", err)
 	}

@@ -50,8 +50,14 @@ type Config struct {
 	// TransactionalID identifies this router instance's transactions. It must
 	// be stable across restarts of one instance (so a restart fences the
 	// crashed instance's open transaction at once) and unique between
-	// instances running at the same time. Default "hookstream-router-<hostname>".
+	// instances running at the same time. Default "<Group>-<hostname>".
 	TransactionalID string
+	// SessionTimeout is how long the group waits for a silent member before
+	// giving its partitions to another (default 10s).
+	SessionTimeout time.Duration
+	// InstanceID, if set, makes this a static group member: a restart with
+	// the same id takes its partitions back at once, without a rebalance.
+	InstanceID string
 	// MaxPollRecords bounds one transaction (default 5000).
 	MaxPollRecords int
 	// Logger (default slog.Default()).
@@ -80,7 +86,10 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Router, error
 	}
 	if cfg.TransactionalID == "" {
 		host, _ := os.Hostname()
-		cfg.TransactionalID = "hookstream-router-" + host
+		cfg.TransactionalID = cfg.Group + "-" + host
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 10 * time.Second
 	}
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = 5000
@@ -94,7 +103,11 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Router, error
 // Run routes until ctx is cancelled, then finishes the open transaction and
 // leaves the group. It returns nil after a clean shutdown.
 func (r *Router) Run(ctx context.Context) error {
-	sess, err := kgo.NewGroupTransactSession(r.cfg.Kafka.ClientOpts("router",
+	opts := []kgo.Opt{kgo.SessionTimeout(r.cfg.SessionTimeout)}
+	if r.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(r.cfg.InstanceID))
+	}
+	sess, err := kgo.NewGroupTransactSession(r.cfg.Kafka.ClientOpts("router", append(opts,
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(r.topics.Events()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -104,7 +117,7 @@ func (r *Router) Run(ctx context.Context) error {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
-	)...)
+	)...)...)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}

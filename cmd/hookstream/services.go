@@ -90,15 +90,19 @@ func newRegistry() *prometheus.Registry {
 }
 
 type serviceFlags struct {
-	kafka       kafkaFlags
-	log         logFlags
-	metricsAddr string
+	kafka                   kafkaFlags
+	log                     logFlags
+	metricsAddr, group, iid string
+	session                 time.Duration
 }
 
-func (s *serviceFlags) register(f *flags, defMetrics string) {
+func (s *serviceFlags) register(f *flags, defMetrics, defGroup string) {
 	s.kafka.register(f)
 	s.log.register(f)
 	f.str(&s.metricsAddr, "metrics-addr", defMetrics, "listen address of /metrics and /healthz (empty = off)")
+	f.str(&s.group, "group", defGroup, "consumer group; give each deployment sharing a cluster its own")
+	f.duration(&s.session, "session-timeout", 10*time.Second, "how long the group waits for a silent (crashed) member before moving its partitions")
+	f.str(&s.iid, "instance-id", "", "static group membership id, stable per instance (e.g. the pod name): a restart takes its partitions back at once")
 }
 
 // setup returns the Kafka configuration (with franz-go client metrics
@@ -152,8 +156,8 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var sf serviceFlags
 	var txnID string
 	var maxPoll int
-	sf.register(f, "127.0.0.1:9464")
-	f.str(&txnID, "transactional-id", "", "transactional id, stable per instance and unique between instances (default hookstream-router-<hostname>)")
+	sf.register(f, "127.0.0.1:9464", router.DefaultGroup)
+	f.str(&txnID, "transactional-id", "", "transactional id, stable per instance and unique between instances (default <group>-<hostname>)")
 	f.integer(&maxPoll, "max-poll-records", 5000, "most records routed in one transaction")
 	if err := parseFlags(f, args); err != nil {
 		return err
@@ -167,7 +171,7 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	closeLag, err := exportLag(kcfg, promReg, router.DefaultGroup)
+	closeLag, err := exportLag(kcfg, promReg, sf.group)
 	if err != nil {
 		return err
 	}
@@ -175,7 +179,10 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log); err != nil {
 		return err
 	}
-	r, err := router.New(router.Config{Kafka: kcfg, TransactionalID: txnID, MaxPollRecords: maxPoll, Logger: log, Registerer: promReg}, st.reg, st.cat)
+	r, err := router.New(router.Config{
+		Kafka: kcfg, Group: sf.group, TransactionalID: txnID, SessionTimeout: sf.session, InstanceID: sf.iid,
+		MaxPollRecords: maxPoll, Logger: log, Registerer: promReg,
+	}, st.reg, st.cat)
 	if err != nil {
 		return err
 	}
@@ -252,7 +259,7 @@ func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error
 	f := newFlags("deliverer", "Consume the endpoint topics, sign each record per Standard Webhooks and POST it to its endpoint.", stderr)
 	var sf serviceFlags
 	var df delivererFlags
-	sf.register(f, "127.0.0.1:9465")
+	sf.register(f, "127.0.0.1:9465", deliverer.DefaultGroup)
 	df.register(f)
 	if err := parseFlags(f, args); err != nil {
 		return err
@@ -270,7 +277,7 @@ func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
-	closeLag, err := exportLag(kcfg, promReg, deliverer.DefaultGroup)
+	closeLag, err := exportLag(kcfg, promReg, sf.group)
 	if err != nil {
 		return err
 	}
@@ -282,6 +289,7 @@ func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	dcfg.Group, dcfg.SessionTimeout, dcfg.InstanceID = sf.group, sf.session, sf.iid
 	d, err := deliverer.New(dcfg, st.reg, st.cat)
 	if err != nil {
 		return err

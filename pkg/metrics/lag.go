@@ -19,7 +19,10 @@ import (
 //	hookstream_consumer_lag_partitions{group}    partitions with lag > 0
 //
 // Per-partition series are left out on purpose: a deliverer reads one topic
-// per endpoint, thousands of them.
+// per endpoint, thousands of them. A partition written in transactions (the
+// router writes endpoint topics so) ends with a transaction marker that no
+// consumer commits past until the next record arrives, so a caught-up
+// deliverer shows a lag of about one per partition written to.
 type LagCollector struct {
 	adm    *kadm.Client
 	group  string

@@ -31,6 +31,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"dev", "Run everything on an embedded Kafka (kfake) with a demo receiver and sample events.", runDev},
+		{"kfake", "Run the embedded Kafka-protocol broker alone (development, benchmarks).", runKfake},
 		{"router", "Run the router: fan events out to endpoint topics.", runRouter},
 		{"deliverer", "Run the deliverer: sign and POST endpoint-topic records.", runDeliverer},
 		{"emit", "Publish one event to the events topic.", runEmit},

@@ -47,39 +47,60 @@ func NewAdmin(cfg kafka.Config, cl *kgo.Client, cat *codec.Catalog, reg *Registr
 // leaves them empty, creates the endpoint's topic, writes the record, and
 // waits until reg sees it.
 func (a *Admin) Create(ctx context.Context, spec Endpoint) (*Endpoint, error) {
-	e := spec.Clone()
-	now := a.now().UTC().Truncate(time.Millisecond)
-	if e.ID == "" {
-		e.ID = ids.New("ep_", now)
-	}
-	if len(e.Secrets) == 0 {
-		s, err := webhook.NewSecret()
-		if err != nil {
-			return nil, err
-		}
-		e.Secrets = []string{s.String()}
-	}
-	if e.Status == "" {
-		e.Status = StatusActive
-	}
-	if e.Partitions == 0 {
-		e.Partitions = 1
-	}
-	e.CreatedAt, e.UpdatedAt, e.DeletedAt = now, now, nil
-	if err := a.validate(e); err != nil {
-		return nil, err
-	}
-	if _, ok := a.reg.Get(e.ID); ok {
-		return nil, invalid("id", "endpoint %s already exists", e.ID)
-	}
-	err := a.cfg.EnsureTopics(ctx, a.adm, kafka.TopicSpec{Name: a.cfg.Topics().Endpoint(e.ID), Partitions: e.Partitions})
+	eps, err := a.CreateBatch(ctx, []Endpoint{spec})
 	if err != nil {
 		return nil, err
 	}
-	if err := a.write(ctx, e); err != nil {
+	return eps[0], nil
+}
+
+// CreateBatch is Create for many endpoints at once: every spec is validated
+// first (nothing is written if one is invalid), the topics are created in
+// few requests and the records produced together.
+func (a *Admin) CreateBatch(ctx context.Context, specs []Endpoint) ([]*Endpoint, error) {
+	now := a.now().UTC().Truncate(time.Millisecond)
+	eps := make([]*Endpoint, len(specs))
+	seen := map[string]bool{}
+	topics := make([]kafka.TopicSpec, len(specs))
+	for i, spec := range specs {
+		e := spec.Clone()
+		if e.ID == "" {
+			e.ID = ids.New("ep_", now)
+		}
+		if len(e.Secrets) == 0 {
+			s, err := webhook.NewSecret()
+			if err != nil {
+				return nil, err
+			}
+			e.Secrets = []string{s.String()}
+		}
+		if e.Status == "" {
+			e.Status = StatusActive
+		}
+		if e.Partitions == 0 {
+			e.Partitions = 1
+		}
+		e.CreatedAt, e.UpdatedAt, e.DeletedAt = now, now, nil
+		if err := a.validate(e); err != nil {
+			if len(specs) > 1 {
+				return nil, fmt.Errorf("endpoint %d: %w", i, err)
+			}
+			return nil, err
+		}
+		if _, ok := a.reg.Get(e.ID); ok || seen[e.ID] {
+			return nil, invalid("id", "endpoint %s already exists", e.ID)
+		}
+		seen[e.ID] = true
+		eps[i] = e
+		topics[i] = kafka.TopicSpec{Name: a.cfg.Topics().Endpoint(e.ID), Partitions: e.Partitions}
+	}
+	if err := a.cfg.EnsureTopics(ctx, a.adm, topics...); err != nil {
 		return nil, err
 	}
-	return e, nil
+	if err := a.writeAll(ctx, eps); err != nil {
+		return nil, err
+	}
+	return eps, nil
 }
 
 // Update replaces the mutable fields of an existing endpoint (url,
@@ -228,21 +249,35 @@ func validID(id string) bool {
 // write produces the record and waits until the registry view has it, so a
 // caller's next read (and the services following the topic) see the change.
 func (a *Admin) write(ctx context.Context, e *Endpoint) error {
-	// UpdatedAt identifies this version for the wait below: keep it
-	// strictly increasing even for two writes in one millisecond.
+	// UpdatedAt identifies this version for the wait: keep it strictly
+	// increasing even for two writes in one millisecond.
 	if cur, ok := a.reg.Get(e.ID); ok && !e.UpdatedAt.After(cur.UpdatedAt) {
 		e.UpdatedAt = cur.UpdatedAt.Add(time.Millisecond)
 	}
-	b, err := a.cat.Marshal(RecordName, e)
-	if err != nil {
-		return fmt.Errorf("registry: encoding endpoint %s: %w", e.ID, err)
+	return a.writeAll(ctx, []*Endpoint{e})
+}
+
+// writeAll produces the records (acks=all) and waits until the registry
+// view has every one of them.
+func (a *Admin) writeAll(ctx context.Context, eps []*Endpoint) error {
+	recs := make([]*kgo.Record, len(eps))
+	for i, e := range eps {
+		b, err := a.cat.Marshal(RecordName, e)
+		if err != nil {
+			return fmt.Errorf("registry: encoding endpoint %s: %w", e.ID, err)
+		}
+		recs[i] = &kgo.Record{Topic: a.cfg.Topics().Endpoints(), Key: []byte(e.ID), Value: b}
 	}
-	rec := &kgo.Record{Topic: a.cfg.Topics().Endpoints(), Key: []byte(e.ID), Value: b}
-	if err := a.cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
-		return fmt.Errorf("registry: writing endpoint %s: %w", e.ID, err)
+	if err := a.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("registry: writing endpoints: %w", err)
 	}
 	return a.reg.WaitFor(ctx, func(r *Registry) bool {
-		got, ok := r.Get(e.ID)
-		return ok && got.UpdatedAt.Equal(e.UpdatedAt) && got.Status == e.Status
+		for _, e := range eps {
+			got, ok := r.Get(e.ID)
+			if !ok || !got.UpdatedAt.Equal(e.UpdatedAt) || got.Status != e.Status {
+				return false
+			}
+		}
+		return true
 	})
 }

@@ -30,9 +30,11 @@ COPY --from=build /out/receiver /receiver
 EXPOSE 8081
 ENTRYPOINT ["/receiver"]
 
-# The default target: router, deliverer, emit, endpoints (and dev).
+# The default target: router, deliverer, emit, endpoints, dlq, replay (and dev).
 # Metrics: the router defaults to 9464, the deliverer to 9465; both listen on
 # 127.0.0.1 unless --metrics-addr / HOOKSTREAM_METRICS_ADDR says otherwise.
+# The deliverer refuses private target addresses unless
+# --allow-private-targets / HOOKSTREAM_ALLOW_PRIVATE_TARGETS=true is set.
 FROM gcr.io/distroless/static-debian12:nonroot AS hookstream
 COPY --from=build /out/hookstream /hookstream
 EXPOSE 9464 9465

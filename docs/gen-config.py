@@ -6,10 +6,14 @@
     python3 docs/gen-config.py --print  # print the table only
 
 It builds cmd/hookstream once, runs `<command> --help` for every command and
-endpoints subcommand, parses the flag package's PrintDefaults output, and
-writes one row per distinct (flag, default, description), listing the
-commands that have it. The table lives between the two marker comments
+subcommand (endpoints, dlq), parses the flag package's PrintDefaults output,
+and writes one row per distinct (flag, environment variable, default,
+description), listing the commands that have it. Flags that describe one
+invocation (an event, an endpoint id, a filter) have no environment variable;
+their row shows a dash. The table lives between the two marker comments
 <!-- BEGIN CONFIG TABLE --> and <!-- END CONFIG TABLE --> in README.md.
+
+`make vet` (and so `make test`) runs it with --check.
 """
 
 import os
@@ -30,19 +34,26 @@ COMMANDS = [
     ["dev"],
     ["emit"],
     ["endpoints", "add"],
+    ["endpoints", "update"],
+    ["endpoints", "rotate"],
     ["endpoints", "list"],
     ["endpoints", "get"],
     ["endpoints", "disable"],
     ["endpoints", "enable"],
     ["endpoints", "delete"],
     ["endpoints", "purge"],
+    ["dlq", "list"],
+    ["dlq", "redrive"],
+    ["replay"],
 ]
-ENDPOINT_SUBS = [" ".join(c) for c in COMMANDS if c[0] == "endpoints"]
+# Commands with subcommands: a row every subcommand has names them "<cmd> *".
+GROUPS = {g: [" ".join(c) for c in COMMANDS if c[0] == g and len(c) > 1] for g in ("endpoints", "dlq")}
 
-# "  -name type" or "  -name" (bool), then an indented usage line.
+# "  -name type" or "  -name" (bool), then an indented usage line ending in
+# the environment variable (absent for per-invocation flags) and the default.
 FLAG_RE = re.compile(r"^  -(?P<name>[a-z0-9-]+)(?: (?P<type>\w+))?$")
-USAGE_RE = re.compile(r"^\s+(?P<usage>.*?) \[(?P<env>HOOKSTREAM_[A-Z0-9_]+)\](?: \(default (?P<default>.*)\))?$")
-ZERO = {"int": "0", "string": '""', "duration": "0s", None: "false"}
+USAGE_RE = re.compile(r"^\s+(?P<usage>.*?)(?: \[(?P<env>HOOKSTREAM_[A-Z0-9_]+)\])?(?: \(default (?P<default>.*)\))?$")
+ZERO = {"int": "0", "float": "0", "string": '""', "duration": "0s", None: "false"}
 
 
 def build(tmp):
@@ -61,7 +72,7 @@ def flags_of(exe, cmd):
         m = FLAG_RE.match(lines[i])
         if m and i + 1 < len(lines):
             u = USAGE_RE.match(lines[i + 1])
-            if not u:
+            if not u or not u["usage"]:
                 sys.exit(f"gen-config: cannot parse the usage of -{m['name']} in `{' '.join(cmd)} --help`: {lines[i + 1]!r}")
             default = u["default"]
             if default is None:
@@ -77,8 +88,11 @@ def flags_of(exe, cmd):
 
 def commands_cell(cmds):
     cmds = list(cmds)
-    if all(s in cmds for s in ENDPOINT_SUBS):
-        cmds = [c for c in cmds if c not in ENDPOINT_SUBS] + ["endpoints *"]
+    for group, subs in GROUPS.items():
+        if all(s in cmds for s in subs):
+            at = cmds.index(subs[0])
+            cmds = [c for c in cmds if c not in subs]
+            cmds.insert(at, group + " *")
     return ", ".join(f"`{c}`" for c in cmds)
 
 
@@ -112,7 +126,8 @@ def table(exe):
             dflt = "`" + default[1:-1] + "`"
         else:
             dflt = "`" + default + "`"
-        out.append(f"| {flag} | `{env}` | {dflt} | {commands_cell(rows[f])} | {md_escape(usage)} |")
+        env_cell = f"`{env}`" if env else "—"
+        out.append(f"| {flag} | {env_cell} | {dflt} | {commands_cell(rows[f])} | {md_escape(usage)} |")
     return "\n".join(out) + "\n"
 
 

@@ -344,6 +344,8 @@ const (
 // classify sorts an attempt's result.
 func classify(r Result) class {
 	switch {
+	case errors.Is(r.Err, ErrPrivateTarget):
+		return permanent // configuration, not a passing fault: dead-letter with the reason
 	case r.Err != nil || r.Status == 0:
 		return retryable
 	case r.Status >= 200 && r.Status < 300:

@@ -386,6 +386,12 @@ func (d *Deliverer) assigned(_ context.Context, _ *kgo.Client, assigned map[stri
 		id, isEndpoint := d.topics.EndpointID(topic)
 		tier, isTier := d.tierTopics[topic]
 		if !isEndpoint && !isTier {
+			// A tier of another schedule (an older one, or another
+			// deliverer's): its records carry their due times, so serve it
+			// rather than strand them.
+			tier, isTier = d.topics.RetryDelay(topic)
+		}
+		if !isEndpoint && !isTier {
 			d.log.Warn("deliverer: assigned a topic that is neither an endpoint topic nor a configured retry tier; ignoring it", "topic", topic)
 			continue
 		}

@@ -51,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *delivererMetrics {
 		})),
 		partitions: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hookstream_deliverer_assigned_partitions",
-			Help: "Endpoint-topic partitions assigned to this deliverer.",
+			Help: "Partitions (endpoint topics and retry tiers) assigned to this deliverer.",
 		})),
 		commits: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookstream_deliverer_commits_total",

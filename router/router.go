@@ -100,8 +100,8 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Router, error
 	return &Router{cfg: cfg, reg: reg, cat: cat, topics: cfg.Kafka.Topics(), log: cfg.Logger, m: newMetrics(cfg.Registerer)}, nil
 }
 
-// Run routes until ctx is cancelled, then finishes the open transaction and
-// leaves the group. It returns nil after a clean shutdown.
+// Run routes until ctx is cancelled, then aborts the open transaction (its
+// records are consumed again by the next owner) and leaves the group. It returns nil after a clean shutdown.
 func (r *Router) Run(ctx context.Context) error {
 	opts := []kgo.Opt{kgo.SessionTimeout(r.cfg.SessionTimeout)}
 	if r.cfg.InstanceID != "" {

@@ -41,7 +41,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	f.str(&kafkaAddr, "kafka-addr", "127.0.0.1:9092", "listen address of the embedded broker (other commands can use it with --brokers)")
 	f.boolean(&syncWrites, "sync-writes", false, "fsync every produce on the embedded broker")
 	f.str(&receiverAddr, "receiver-addr", "127.0.0.1:8081", "listen address of the demo receiver")
-	f.str(&metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address of /metrics (empty = off)")
+	f.str(&metricsAddr, "metrics-addr", "127.0.0.1:9464", "listen address of /metrics and /healthz (empty = off)")
 	f.str(&tenant, "tenant", "demo", "tenant of the sample endpoint and events")
 	f.str(&prefix, "topic-prefix", kafka.DefaultPrefix, "prefix of every topic name")
 	f.duration(&interval, "interval", time.Second, "time between sample events (0 = no sample events)")

@@ -100,7 +100,7 @@ func (s *serviceFlags) register(f *flags, defMetrics, defGroup string) {
 	s.kafka.register(f)
 	s.log.register(f)
 	f.str(&s.metricsAddr, "metrics-addr", defMetrics, "listen address of /metrics and /healthz (empty = off)")
-	f.str(&s.group, "group", defGroup, "consumer group; give each deployment sharing a cluster its own")
+	f.str(&s.group, "group", defGroup, "consumer group (deployments sharing a cluster are separated by --topic-prefix; give each its own group too)")
 	f.duration(&s.session, "session-timeout", 10*time.Second, "how long the group waits for a silent (crashed) member before moving its partitions")
 	f.str(&s.iid, "instance-id", "", "static group membership id, stable per instance (e.g. the pod name): a restart takes its partitions back at once")
 }

@@ -149,6 +149,28 @@ func (t Topics) RetryPattern() string {
 	return "^" + regexp.QuoteMeta(t.Prefix+".retry.") + "[0-9]+(ms|s|m|h)$"
 }
 
+// RetryDelay returns the delay of a retry tier topic name (the inverse of
+// Retry), or false if topic is not a retry tier of this prefix.
+func (t Topics) RetryDelay(topic string) (time.Duration, bool) {
+	s, ok := strings.CutPrefix(topic, t.Prefix+".retry.")
+	if !ok {
+		return 0, false
+	}
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"ms", time.Millisecond}, {"s", time.Second}, {"m", time.Minute}, {"h", time.Hour}} {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(num, 10, 64)
+			if err != nil || n <= 0 || strconv.FormatInt(n, 10) != num {
+				return 0, false
+			}
+			return time.Duration(n) * u.unit, true
+		}
+	}
+	return 0, false
+}
+
 // FormatDelay writes a delay the way retry topic names carry it: the largest
 // whole unit among h, m, s, ms ("5s", "30m", "2h", "1500ms").
 func FormatDelay(d time.Duration) string {

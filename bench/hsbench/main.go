@@ -1,0 +1,194 @@
+// Command hsbench is Hookstream's end-to-end benchmark (make bench).
+//
+// For each broker (real Apache Kafka from scripts/kafka.sh, and the embedded
+// kfake broker as its own process) it runs the real router and deliverer as
+// separate processes, delivering to local receivers that verify every
+// signature, and measures:
+//
+//   - throughput: N events of ~1 KB data, one per endpoint in turn over M
+//     endpoints (N deliveries), published before the pipeline starts;
+//     delivered/s in steady state (10 %–90 % of the run), CPU seconds per
+//     1,000 deliveries (router, deliverer, broker, and the benchmark's own
+//     receivers), peak RSS of router and deliverer;
+//   - latency at half that rate: events published at a steady 50 % of the
+//     measured maximum; p50/p95/p99 from the event's occurred_at to the
+//     receiver;
+//   - the physical baseline: a plain Go HTTP client posting the same signed
+//     1 KB bodies to the same receivers with the same concurrency, no Kafka;
+//   - scale: 10, 1,000 and 5,000 endpoints (one topic each): throughput,
+//     RSS, and how long a deliverer joining the group takes to deliver;
+//   - isolation: 20 healthy endpoints with and without a black-hole one.
+//
+// It prints a table and writes the figures as JSON.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	brokers     []string
+	events      int
+	endpoints   int
+	dataBytes   int
+	scale       []int
+	scaleEvents int
+	isoEvents   int
+	halfSeconds int
+	baseSeconds int
+	out         string
+	bin         string
+	repo        string
+	skipScale   bool
+	skipIso     bool
+	inflight    int
+}
+
+func main() {
+	var o options
+	var brokers, scale string
+	flag.StringVar(&brokers, "brokers", "kafka,kfake", "broker kinds to run, in order: kafka (real, scripts/kafka.sh) and/or kfake")
+	flag.IntVar(&o.events, "events", 200_000, "events in the throughput run (one delivery each)")
+	flag.IntVar(&o.endpoints, "endpoints", 100, "endpoints in the throughput run")
+	flag.IntVar(&o.dataBytes, "data-bytes", 1024, "size of each event's Avro data")
+	flag.StringVar(&scale, "scale", "10,1000,5000", "endpoint counts of the scale runs")
+	flag.IntVar(&o.scaleEvents, "scale-events", 50_000, "events of each scale run")
+	flag.IntVar(&o.isoEvents, "isolation-events", 2_000, "events of each isolation run (each goes to every endpoint)")
+	flag.IntVar(&o.halfSeconds, "half-rate-seconds", 15, "duration of the half-rate latency run")
+	flag.IntVar(&o.baseSeconds, "baseline-seconds", 8, "duration of the bare-HTTP baseline")
+	flag.IntVar(&o.inflight, "inflight", 16, "deliverer --max-inflight-per-partition")
+	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON results")
+	flag.StringVar(&o.bin, "bin", "", "hookstream binary (default: go build ./cmd/hookstream)")
+	flag.BoolVar(&o.skipScale, "skip-scale", false, "skip the scale runs")
+	flag.BoolVar(&o.skipIso, "skip-isolation", false, "skip the isolation runs")
+	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (receivers, publisher, baseline client) here")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	o.brokers = strings.Split(brokers, ",")
+	for _, s := range strings.Split(scale, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "hsbench: bad -scale entry %q\n", s)
+			os.Exit(2)
+		}
+		o.scale = append(o.scale, n)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintf(os.Stderr, "hsbench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// Results is what the JSON file holds.
+type Results struct {
+	Date    string          `json:"date"`
+	Machine string          `json:"machine"`
+	Command string          `json:"command"`
+	Runs    []*BrokerResult `json:"runs"`
+}
+
+func run(ctx context.Context, o options) error {
+	repo, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	o.repo = repo
+	tmp, err := os.MkdirTemp("", "hsbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if o.bin == "" {
+		o.bin = filepath.Join(tmp, "hookstream")
+		fmt.Fprintln(os.Stderr, "hsbench: building hookstream")
+		cmd := exec.Command("go", "build", "-o", o.bin, "./cmd/hookstream")
+		cmd.Dir, cmd.Stdout, cmd.Stderr = repo, os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("building hookstream: %w", err)
+		}
+	}
+	res := &Results{
+		Date:    time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		Machine: machine(),
+		Command: "make bench  (go run ./bench/hsbench " + strings.Join(os.Args[1:], " ") + ")",
+	}
+	for _, kind := range o.brokers {
+		dir := filepath.Join(tmp, kind)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		br, err := runBroker(ctx, o, kind, dir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		res.Runs = append(res.Runs, br)
+	}
+	printTable(os.Stdout, res)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(repo, o.out)), 0o755); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(filepath.Join(repo, o.out), append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "hsbench: results written to %s\n", o.out)
+	}
+	return nil
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func machine() string {
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GiB", float64(kb)/1024/1024)
+	}
+	model := ""
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				model = ", " + strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores%s%s, %s", runtime.NumCPU(), mem, model, runtime.Version())
+}

@@ -1,0 +1,447 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/pkg/webhook"
+)
+
+// BrokerResult holds every figure measured on one broker.
+type BrokerResult struct {
+	Broker     string            `json:"broker"`
+	Throughput *ThroughputResult `json:"throughput"`
+	HalfRate   *HalfRateResult   `json:"half_rate"`
+	Baseline   *BaselineResult   `json:"baseline"`
+	Ratio      float64           `json:"pipeline_over_baseline"`
+	Scale      []*ScaleResult    `json:"scale,omitempty"`
+	Isolation  *IsolationResult  `json:"isolation,omitempty"`
+}
+
+type ThroughputResult struct {
+	Endpoints        int     `json:"endpoints"`
+	Deliveries       int     `json:"deliveries"`
+	DataBytes        int     `json:"data_bytes"`
+	PerSecond        float64 `json:"delivered_per_second"`
+	Seconds          float64 `json:"seconds"`
+	CPUPer1000       float64 `json:"cpu_seconds_per_1000_total"`
+	PipelineCPU1000  float64 `json:"cpu_seconds_per_1000_pipeline"` // router + deliverer + broker
+	RouterCPU1000    float64 `json:"cpu_seconds_per_1000_router"`
+	DelivererCPU1000 float64 `json:"cpu_seconds_per_1000_deliverer"`
+	BrokerCPU1000    float64 `json:"cpu_seconds_per_1000_broker"`
+	RouterRSSMB      float64 `json:"router_peak_rss_mb"`
+	DelivererRSSMB   float64 `json:"deliverer_peak_rss_mb"`
+	BrokerRSSMB      float64 `json:"broker_peak_rss_mb"`
+	BadSignatures    int64   `json:"bad_signatures"`
+}
+
+type HalfRateResult struct {
+	TargetPerSecond float64 `json:"target_per_second"`
+	PerSecond       float64 `json:"delivered_per_second"`
+	P50ms           float64 `json:"p50_ms"`
+	P95ms           float64 `json:"p95_ms"`
+	P99ms           float64 `json:"p99_ms"`
+	Samples         int64   `json:"samples"`
+	CPUPer1000      float64 `json:"cpu_seconds_per_1000_total"`
+}
+
+type BaselineResult struct {
+	Concurrency int     `json:"concurrency"`
+	PerSecond   float64 `json:"requests_per_second"`
+	CPUPer1000  float64 `json:"cpu_seconds_per_1000"`
+}
+
+type ScaleResult struct {
+	Endpoints      int     `json:"endpoints"`
+	Deliveries     int     `json:"deliveries"`
+	PerSecond      float64 `json:"delivered_per_second"`
+	OfMainRun      float64 `json:"fraction_of_100_endpoint_rate"`
+	JoinSeconds    float64 `json:"deliverer_join_to_first_delivery_seconds"`
+	SetupSeconds   float64 `json:"setup_seconds"`
+	RouterRSSMB    float64 `json:"router_peak_rss_mb"`
+	DelivererRSSMB float64 `json:"deliverer_peak_rss_mb"`
+}
+
+type IsolationResult struct {
+	Healthy       int     `json:"healthy_endpoints"`
+	Events        int     `json:"events"`
+	Baseline      float64 `json:"healthy_per_second_alone"`
+	WithBlackHole float64 `json:"healthy_per_second_with_black_hole"`
+	Ratio         float64 `json:"ratio"`
+}
+
+func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult, error) {
+	fmt.Fprintf(os.Stderr, "hsbench: starting %s\n", kind)
+	br, err := startBroker(ctx, kind, o.bin, o.repo, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer br.stop()
+	res := &BrokerResult{Broker: kind}
+	if res.Throughput, res.HalfRate, err = throughput(ctx, o, br, dir); err != nil {
+		return nil, fmt.Errorf("throughput: %w", err)
+	}
+	if res.Baseline, err = baseline(ctx, o, br, dir); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	if res.Baseline.PerSecond > 0 {
+		res.Ratio = res.Throughput.PerSecond / res.Baseline.PerSecond
+	}
+	if !o.skipScale {
+		for _, n := range o.scale {
+			sr, err := scaleRun(ctx, o, br, dir, n)
+			if err != nil {
+				return nil, fmt.Errorf("scale %d: %w", n, err)
+			}
+			sr.OfMainRun = sr.PerSecond / res.Throughput.PerSecond
+			res.Scale = append(res.Scale, sr)
+		}
+	}
+	if !o.skipIso {
+		if res.Isolation, err = isolation(ctx, o, br, dir); err != nil {
+			return nil, fmt.Errorf("isolation: %w", err)
+		}
+	}
+	return res, nil
+}
+
+func tenantOf(m int) func(int) string { return func(i int) string { return "t" + strconv.Itoa(i%m) } }
+
+// throughput measures the maximum rate on a backlog, then latency at half it.
+func throughput(ctx context.Context, o options, br *broker, dir string) (*ThroughputResult, *HalfRateResult, error) {
+	s, err := newStage(ctx, o, br, dir, "tp", min(o.endpoints, 50))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.close()
+	if err := s.addEndpoints(ctx, o.endpoints, tenantOf(o.endpoints), nil); err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(os.Stderr, "hsbench: %s: publishing %d events\n", br.kind, o.events)
+	if err := s.publish(ctx, o.events, tenantOf(o.endpoints)); err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(os.Stderr, "hsbench: %s: delivering\n", br.kind)
+	b0, self0 := br.cpu(), selfCPU()
+	start := time.Now()
+	if err := s.startRouter(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.startDeliverer(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.waitDelivered(ctx, int64(o.events), 10*time.Minute); err != nil {
+		return nil, nil, err
+	}
+	el := time.Since(start)
+	rc, dc, bc, sc := cpuSeconds(s.router.pid()), cpuSeconds(s.deliv.pid()), br.cpu()-b0, selfCPU()-self0
+	k := float64(o.events) / 1000
+	tr := &ThroughputResult{
+		Endpoints: o.endpoints, Deliveries: o.events, DataBytes: len(s.data),
+		PerSecond: s.recv.marks.steadyRate(int64(o.events)), Seconds: el.Seconds(),
+		RouterCPU1000: rc / k, DelivererCPU1000: dc / k, BrokerCPU1000: bc / k,
+		PipelineCPU1000: (rc + dc + bc) / k, CPUPer1000: (rc + dc + bc + sc) / k,
+		RouterRSSMB: peakRSSMB(s.router.pid()), DelivererRSSMB: peakRSSMB(s.deliv.pid()), BrokerRSSMB: br.rssMB(),
+		BadSignatures: s.recv.badSig.Load(),
+	}
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f deliveries/s\n", br.kind, tr.PerSecond)
+
+	// Half the maximum rate, published steadily; latency after a warm-up.
+	hr := &HalfRateResult{TargetPerSecond: tr.PerSecond / 2}
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f events/s for %ds (latency)\n", br.kind, hr.TargetPerSecond, o.halfSeconds)
+	s.recv.lat.reset()
+	var sent atomic.Int64
+	pubCtx, cancel := context.WithTimeout(ctx, time.Duration(o.halfSeconds)*time.Second)
+	defer cancel()
+	go func() { time.Sleep(2 * time.Second); s.recv.recording.Store(true) }()
+	var r0, d0, bb0, ss0 float64
+	var n0 int64
+	var t0 time.Time
+	go func() {
+		time.Sleep(2 * time.Second)
+		r0, d0, bb0, ss0, n0, t0 = cpuSeconds(s.router.pid()), cpuSeconds(s.deliv.pid()), br.cpu(), selfCPU(), s.recv.delivered.Load(), time.Now()
+	}()
+	tick := time.NewTicker(5 * time.Millisecond)
+	pstart := time.Now()
+	i := 0
+	for pubCtx.Err() == nil {
+		<-tick.C
+		due := int(hr.TargetPerSecond * time.Since(pstart).Seconds())
+		for ; i < due; i++ {
+			r, err := s.record("t" + strconv.Itoa(i%o.endpoints))
+			if err != nil {
+				return nil, nil, err
+			}
+			s.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+				if err == nil {
+					sent.Add(1)
+				}
+			})
+		}
+	}
+	tick.Stop()
+	_ = s.cl.Flush(ctx)
+	n1, t1 := s.recv.delivered.Load(), time.Now()
+	r1, d1, bb1, ss1 := cpuSeconds(s.router.pid()), cpuSeconds(s.deliv.pid()), br.cpu(), selfCPU()
+	s.recv.recording.Store(false)
+	qs, samples := s.recv.lat.quantiles(0.5, 0.95, 0.99)
+	hr.P50ms, hr.P95ms, hr.P99ms, hr.Samples = qs[0], qs[1], qs[2], samples
+	if n1 > n0 {
+		hr.PerSecond = float64(n1-n0) / t1.Sub(t0).Seconds()
+		hr.CPUPer1000 = ((r1 - r0) + (d1 - d0) + (bb1 - bb0) + (ss1 - ss0)) / (float64(n1-n0) / 1000)
+	}
+	// Let the tail drain before the services stop.
+	_ = s.waitDelivered(ctx, int64(o.events)+sent.Load(), time.Minute)
+	return tr, hr, nil
+}
+
+// baseline posts the same signed bodies to the same receivers with the
+// deliverer's concurrency, no Kafka: what the machine can do at all.
+func baseline(ctx context.Context, o options, br *broker, dir string) (*BaselineResult, error) {
+	s, err := newStage(ctx, o, br, dir, "bl", min(o.endpoints, 50))
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if err := s.addEndpoints(ctx, o.endpoints, tenantOf(o.endpoints), nil); err != nil {
+		return nil, err
+	}
+	env, err := s.cat.DecodeEnvelope(must(s.record("t0")).Value)
+	if err != nil {
+		return nil, err
+	}
+	_, dataJSON, err := s.cat.DataToJSON(env.Data)
+	if err != nil {
+		return nil, err
+	}
+	body := []byte(fmt.Sprintf(`{"id":%q,"type":"resource.created","timestamp":%q,"tenant_id":"t0","data":%s,"previous_data":null}`,
+		env.ID, env.OccurredAt.Format("2006-01-02T15:04:05.000Z07:00"), dataJSON))
+	conc := o.endpoints * o.inflight
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxIdleConns: 0, IdleConnTimeout: 90 * time.Second}}
+	var n atomic.Int64
+	deadline := time.Now().Add(time.Duration(o.baseSeconds) * time.Second)
+	self0 := selfCPU()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		ep := s.eps[w%len(s.eps)]
+		secrets := make([]webhook.Secret, len(ep.Secrets))
+		for i, raw := range ep.Secrets {
+			secrets[i], _ = webhook.ParseSecret(raw)
+		}
+		signer := webhook.NewSigner(secrets...)
+		url := s.recv.url(w%len(s.eps), ep.ID)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				now := time.Now()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				signer.SetHeaders(req.Header, env.ID, now, body)
+				resp, err := client.Do(req)
+				if err != nil {
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode < 300 {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	res := &BaselineResult{Concurrency: conc, PerSecond: float64(n.Load()) / el}
+	if n.Load() > 0 {
+		res.CPUPer1000 = (selfCPU() - self0) / (float64(n.Load()) / 1000)
+	}
+	fmt.Fprintf(os.Stderr, "hsbench: %s: baseline %.0f requests/s\n", br.kind, res.PerSecond)
+	return res, nil
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// scaleRun routes a backlog to n endpoints first, then starts a deliverer
+// and times how long it takes to join and deliver, and at what rate.
+func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*ScaleResult, error) {
+	fmt.Fprintf(os.Stderr, "hsbench: %s: scale run with %d endpoints\n", br.kind, n)
+	setup := time.Now()
+	s, err := newStage(ctx, o, br, dir, "sc", min(n, 50))
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if err := s.addEndpoints(ctx, n, tenantOf(n), nil); err != nil {
+		return nil, err
+	}
+	events := max(o.scaleEvents, n)
+	if err := s.publish(ctx, events, tenantOf(n)); err != nil {
+		return nil, err
+	}
+	if err := s.startRouter(); err != nil {
+		return nil, err
+	}
+	if err := s.routerCaughtUp(ctx, 5*time.Minute); err != nil {
+		return nil, err
+	}
+	res := &ScaleResult{Endpoints: n, Deliveries: events, SetupSeconds: time.Since(setup).Seconds()}
+	join := time.Now()
+	if err := s.startDeliverer(); err != nil {
+		return nil, err
+	}
+	for s.recv.delivered.Load() == 0 {
+		if !s.deliv.alive() {
+			return nil, fmt.Errorf("deliverer exited: %s", s.deliv.tail(20))
+		}
+		if time.Since(join) > 3*time.Minute {
+			return nil, fmt.Errorf("no delivery %v after the deliverer started", time.Since(join))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.JoinSeconds = time.Since(join).Seconds()
+	if err := s.waitDelivered(ctx, int64(events), 10*time.Minute); err != nil {
+		return nil, err
+	}
+	res.PerSecond = s.recv.marks.steadyRate(int64(events))
+	res.RouterRSSMB, res.DelivererRSSMB = peakRSSMB(s.router.pid()), peakRSSMB(s.deliv.pid())
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %d endpoints: %.0f/s, join %.1fs, deliverer %.0f MB\n", br.kind, n, res.PerSecond, res.JoinSeconds, res.DelivererRSSMB)
+	return res, nil
+}
+
+// isolation measures 20 healthy endpoints' rate alone and next to one
+// endpoint that accepts connections and never answers.
+func isolation(ctx context.Context, o options, br *broker, dir string) (*IsolationResult, error) {
+	const healthy = 20
+	res := &IsolationResult{Healthy: healthy, Events: o.isoEvents}
+	for _, withHole := range []bool{false, true} {
+		s, err := newStage(ctx, o, br, dir, "iso", healthy)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.addEndpoints(ctx, healthy, func(int) string { return "acme" }, nil); err != nil {
+			s.close()
+			return nil, err
+		}
+		if withHole {
+			hole, err := newBlackHole()
+			if err != nil {
+				s.close()
+				return nil, err
+			}
+			defer hole.close()
+			if err := s.addEndpoints(ctx, 1, func(int) string { return "acme" }, func(int, string) string { return hole.url() }); err != nil {
+				s.close()
+				return nil, err
+			}
+		}
+		if err := s.publish(ctx, o.isoEvents, func(int) string { return "acme" }); err != nil {
+			s.close()
+			return nil, err
+		}
+		if err := s.startRouter(); err != nil {
+			s.close()
+			return nil, err
+		}
+		if err := s.startDeliverer("--shutdown-timeout", "2s"); err != nil {
+			s.close()
+			return nil, err
+		}
+		want := int64(healthy * o.isoEvents)
+		if err := s.waitDelivered(ctx, want, 10*time.Minute); err != nil {
+			s.close()
+			return nil, err
+		}
+		rate := s.recv.marks.steadyRate(want)
+		if withHole {
+			res.WithBlackHole = rate
+		} else {
+			res.Baseline = rate
+		}
+		s.close()
+	}
+	if res.Baseline > 0 {
+		res.Ratio = res.WithBlackHole / res.Baseline
+	}
+	fmt.Fprintf(os.Stderr, "hsbench: %s: isolation %.0f/s alone, %.0f/s with a black hole (%.0f%%)\n", br.kind, res.Baseline, res.WithBlackHole, 100*res.Ratio)
+	return res, nil
+}
+
+func printTable(w io.Writer, res *Results) {
+	fmt.Fprintf(w, "\nHookstream benchmark — %s — %s\n\n", res.Date, res.Machine)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(name string, f func(r *BrokerResult) string) {
+		fmt.Fprint(tw, name)
+		for _, r := range res.Runs {
+			fmt.Fprint(tw, "\t"+f(r))
+		}
+		fmt.Fprintln(tw)
+	}
+	row("", func(r *BrokerResult) string { return r.Broker })
+	row("delivered/s (100 endpoints, 1 KB)", func(r *BrokerResult) string { return fmt.Sprintf("%.0f", r.Throughput.PerSecond) })
+	row("bare signed-HTTP baseline/s", func(r *BrokerResult) string { return fmt.Sprintf("%.0f", r.Baseline.PerSecond) })
+	row("pipeline / baseline", func(r *BrokerResult) string { return fmt.Sprintf("%.0f %%", 100*r.Ratio) })
+	row("CPU s per 1,000 (all processes)", func(r *BrokerResult) string { return fmt.Sprintf("%.3f", r.Throughput.CPUPer1000) })
+	row("  router / deliverer / broker", func(r *BrokerResult) string {
+		t := r.Throughput
+		return fmt.Sprintf("%.3f / %.3f / %.3f", t.RouterCPU1000, t.DelivererCPU1000, t.BrokerCPU1000)
+	})
+	row("peak RSS router / deliverer (MB)", func(r *BrokerResult) string {
+		return fmt.Sprintf("%.0f / %.0f", r.Throughput.RouterRSSMB, r.Throughput.DelivererRSSMB)
+	})
+	row("half rate: delivered/s", func(r *BrokerResult) string { return fmt.Sprintf("%.0f", r.HalfRate.PerSecond) })
+	row("half rate: p50 / p95 / p99 ms", func(r *BrokerResult) string {
+		h := r.HalfRate
+		return fmt.Sprintf("%.1f / %.1f / %.1f", h.P50ms, h.P95ms, h.P99ms)
+	})
+	row("half rate: CPU s per 1,000", func(r *BrokerResult) string { return fmt.Sprintf("%.3f", r.HalfRate.CPUPer1000) })
+	if len(res.Runs) > 0 {
+		for i := range res.Runs[0].Scale {
+			n := res.Runs[0].Scale[i].Endpoints
+			row(fmt.Sprintf("%d endpoints: delivered/s (of 100-ep)", n), func(r *BrokerResult) string {
+				if i >= len(r.Scale) {
+					return "-"
+				}
+				s := r.Scale[i]
+				return fmt.Sprintf("%.0f (%.0f %%)", s.PerSecond, 100*s.OfMainRun)
+			})
+			row(fmt.Sprintf("%d endpoints: RSS router / deliverer MB", n), func(r *BrokerResult) string {
+				if i >= len(r.Scale) {
+					return "-"
+				}
+				return fmt.Sprintf("%.0f / %.0f", r.Scale[i].RouterRSSMB, r.Scale[i].DelivererRSSMB)
+			})
+			row(fmt.Sprintf("%d endpoints: deliverer join → delivery s", n), func(r *BrokerResult) string {
+				if i >= len(r.Scale) {
+					return "-"
+				}
+				return fmt.Sprintf("%.1f", r.Scale[i].JoinSeconds)
+			})
+		}
+	}
+	row("isolation: 20 healthy alone / with black hole /s", func(r *BrokerResult) string {
+		if r.Isolation == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f / %.0f (%.0f %%)", r.Isolation.Baseline, r.Isolation.WithBlackHole, 100*r.Isolation.Ratio)
+	})
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+}

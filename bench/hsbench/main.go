@@ -54,6 +54,7 @@ type options struct {
 	skipScale   bool
 	skipIso     bool
 	inflight    int
+	profileDir  string
 }
 
 func main() {
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON results")
 	flag.StringVar(&o.bin, "bin", "", "hookstream binary (default: go build ./cmd/hookstream)")
 	flag.BoolVar(&o.skipScale, "skip-scale", false, "skip the scale runs")
+	flag.StringVar(&o.profileDir, "profile-dir", "", "write CPU profiles of the router and deliverer of the throughput run here")
 	flag.BoolVar(&o.skipIso, "skip-isolation", false, "skip the isolation runs")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (receivers, publisher, baseline client) here")
 	flag.Parse()

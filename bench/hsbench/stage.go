@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -179,20 +180,24 @@ func (s *stage) publish(ctx context.Context, n int, tenant func(i int) string) e
 }
 
 // serviceArgs are the flags router and deliverer share.
-func (s *stage) serviceArgs() []string {
-	return []string{"--brokers", s.br.addrs[0], "--topic-prefix", s.kcfg.Prefix, "--metrics-addr", "", "--log-level", "warn"}
+func (s *stage) serviceArgs(role string) []string {
+	args := []string{"--brokers", s.br.addrs[0], "--topic-prefix", s.kcfg.Prefix, "--metrics-addr", "", "--log-level", "warn"}
+	if s.o.profileDir != "" && s.name == "tp" {
+		args = append(args, "--cpuprofile", filepath.Join(s.o.profileDir, s.br.kind+"-"+role+".prof"))
+	}
+	return args
 }
 
 func (s *stage) startRouter() error {
 	p, err := startProc(s.kcfg.Prefix+"-router", s.dir, s.o.bin, append([]string{"router", "--group", s.kcfg.Prefix + "-router",
-		"--transactional-id", s.kcfg.Prefix + "-router"}, s.serviceArgs()...)...)
+		"--transactional-id", s.kcfg.Prefix + "-router"}, s.serviceArgs("router")...)...)
 	s.router = p
 	return err
 }
 
 func (s *stage) startDeliverer(extra ...string) error {
 	args := append([]string{"deliverer", "--group", s.kcfg.Prefix + "-deliverer", "--allow-private-targets",
-		"--max-inflight-per-partition", strconv.Itoa(s.o.inflight)}, s.serviceArgs()...)
+		"--max-inflight-per-partition", strconv.Itoa(s.o.inflight)}, s.serviceArgs("deliverer")...)
 	p, err := startProc(s.kcfg.Prefix+"-deliverer", s.dir, s.o.bin, append(args, extra...)...)
 	s.deliv = p
 	return err

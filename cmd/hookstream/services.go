@@ -8,6 +8,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -94,6 +96,7 @@ type serviceFlags struct {
 	log                     logFlags
 	metricsAddr, group, iid string
 	session                 time.Duration
+	cpuprofile              string
 }
 
 func (s *serviceFlags) register(f *flags, defMetrics, defGroup string) {
@@ -103,6 +106,23 @@ func (s *serviceFlags) register(f *flags, defMetrics, defGroup string) {
 	f.str(&s.group, "group", defGroup, "consumer group (deployments sharing a cluster are separated by --topic-prefix; give each its own group too)")
 	f.duration(&s.session, "session-timeout", 10*time.Second, "how long the group waits for a silent (crashed) member before moving its partitions")
 	f.str(&s.iid, "instance-id", "", "static group membership id, stable per instance (e.g. the pod name): a restart takes its partitions back at once")
+	f.str(&s.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to the file until it exits (for benchmarks)")
+}
+
+// profile starts the CPU profile if asked for; the returned func stops it.
+func (s *serviceFlags) profile() (stop func(), err error) {
+	if s.cpuprofile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(s.cpuprofile)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // setup returns the Kafka configuration (with franz-go client metrics
@@ -166,6 +186,11 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopProfile, err := sf.profile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	st, err := openStack(ctx, kcfg, log)
 	if err != nil {
 		return err
@@ -272,6 +297,11 @@ func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	stopProfile, err := sf.profile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	st, err := openStack(ctx, kcfg, log)
 	if err != nil {
 		return err

@@ -57,8 +57,12 @@ type Config struct {
 	// max_in_flight overrides it.
 	MaxInFlightPerEndpoint int
 	// MaxQueuedPerPartition is how many fetched records a partition may
-	// hold before its fetching is paused (default 512).
+	// hold before its fetching is paused (default 256).
 	MaxQueuedPerPartition int
+	// MaxQueued bounds fetched-but-not-started records across all
+	// partitions (default 16384): past it, partitions pause as they fill,
+	// so memory stays flat with thousands of endpoints.
+	MaxQueued int
 	// AttemptTimeout bounds one POST (default 15s).
 	AttemptTimeout time.Duration
 	// Schedule is the delay before each retry (default DefaultSchedule);
@@ -119,7 +123,10 @@ func (c *Config) setDefaults() {
 		c.MaxInFlightPerEndpoint = 64
 	}
 	if c.MaxQueuedPerPartition <= 0 {
-		c.MaxQueuedPerPartition = 512
+		c.MaxQueuedPerPartition = 256
+	}
+	if c.MaxQueued <= 0 {
+		c.MaxQueued = 16384
 	}
 	if c.AttemptTimeout <= 0 {
 		c.AttemptTimeout = 15 * time.Second
@@ -191,10 +198,15 @@ type Deliverer struct {
 	admin      *registry.Admin
 	publish    func(ctx context.Context, eventType, tenant string, data any) error
 
-	jobs     jobCount // started jobs not yet finished
-	stopping atomic.Bool
-	soft     context.Context // ends when shutdown begins: stop waiting to retry
-	hard     context.Context // ends at the shutdown deadline: abort requests
+	jobs jobCount // started jobs not yet finished
+
+	queued       atomic.Int64 // fetched jobs not started, all partitions
+	gpMu         sync.Mutex   // guards globalPaused; taken after a partition's lock, never before
+	globalPaused map[*partition]struct{}
+	resuming     atomic.Bool
+	stopping     atomic.Bool
+	soft         context.Context // ends when shutdown begins: stop waiting to retry
+	hard         context.Context // ends at the shutdown deadline: abort requests
 }
 
 type topicPartition struct {
@@ -215,10 +227,11 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, er
 	}
 	d := &Deliverer{
 		cfg: cfg, reg: reg, cat: cat, topics: cfg.Kafka.Topics(), log: cfg.Logger,
-		m:          newMetrics(cfg.Registerer),
-		parts:      map[topicPartition]*partition{},
-		tiers:      cfg.Schedule.tiers(),
-		tierTopics: map[string]time.Duration{},
+		m:            newMetrics(cfg.Registerer),
+		parts:        map[topicPartition]*partition{},
+		globalPaused: map[*partition]struct{}{},
+		tiers:        cfg.Schedule.tiers(),
+		tierTopics:   map[string]time.Duration{},
 	}
 	for _, t := range d.tiers {
 		d.tierTopics[d.topics.Retry(t)] = t
@@ -342,6 +355,34 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	cl.Close() // leaves the group; revoke callback commits again, harmlessly
 	d.log.Info("deliverer stopped")
 	return nil
+}
+
+// overQueued reports whether the deliverer holds as many queued jobs as it
+// may; under it by a quarter, globally paused partitions are resumed.
+func (d *Deliverer) overQueued() bool { return d.queued.Load() >= int64(d.cfg.MaxQueued) }
+
+// pauseGlobal records p as paused for the global queue bound. p.mu is held.
+func (d *Deliverer) pauseGlobal(p *partition) {
+	d.gpMu.Lock()
+	d.globalPaused[p] = struct{}{}
+	d.gpMu.Unlock()
+}
+
+// maybeResumeGlobal resumes the globally paused partitions once the queue
+// has drained to three quarters of the bound. It must be called without a
+// partition lock held (it takes theirs).
+func (d *Deliverer) maybeResumeGlobal() {
+	if d.queued.Load() > int64(d.cfg.MaxQueued)*3/4 || !d.resuming.CompareAndSwap(false, true) {
+		return
+	}
+	defer d.resuming.Store(false)
+	d.gpMu.Lock()
+	ps := d.globalPaused
+	d.globalPaused = make(map[*partition]struct{}, len(ps))
+	d.gpMu.Unlock()
+	for p := range ps {
+		p.pump() // resumes it if its own queue allows
+	}
 }
 
 // jobCount counts started jobs; unlike a sync.WaitGroup it may be

@@ -53,6 +53,7 @@ func (p *partition) enqueue(recs []*kgo.Record) {
 		p.queue = append(p.queue, newJob(r, p.endpointID))
 	}
 	p.waiting += len(recs)
+	p.d.queued.Add(int64(len(recs)))
 	p.d.m.queued.Add(float64(len(recs)))
 	p.pumpLocked()
 }
@@ -157,7 +158,17 @@ func (p *partition) pumpLocked() {
 	case !p.paused && p.waiting >= max:
 		p.paused = true
 		p.d.cl.PauseFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
+	case !p.paused && p.waiting > 0 && p.d.overQueued():
+		// The deliverer as a whole holds enough: stop fetching here too,
+		// until the global queue drains (maybeResumeGlobal).
+		p.paused = true
+		p.d.pauseGlobal(p)
+		p.d.cl.PauseFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
 	case p.paused && p.waiting <= max/2 && !(ok && ep.Status == registry.StatusDisabled):
+		if p.d.overQueued() {
+			p.d.pauseGlobal(p) // resumed with the others once the global queue drains
+			break
+		}
 		p.paused = false
 		p.d.cl.ResumeFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
 	}
@@ -166,6 +177,7 @@ func (p *partition) pumpLocked() {
 func (p *partition) startLocked(i int, j *job, es *endpointState, done func(error), act action) {
 	p.queue[i] = nil
 	p.waiting--
+	p.d.queued.Add(-1)
 	p.inflight++
 	p.d.jobs.add(1)
 	p.d.m.queued.Dec()
@@ -217,6 +229,7 @@ func (p *partition) run(j *job, es *endpointState, done func(error), act action)
 	p.mu.Unlock()
 	p.d.m.inflight.Dec()
 	p.d.jobs.add(-1)
+	p.d.maybeResumeGlobal()
 }
 
 // setRetrying counts an ordered job retrying in place (delta +1 when it
@@ -234,6 +247,7 @@ func (p *partition) drain() <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.draining = true
+	p.d.queued.Add(-int64(p.waiting))
 	p.d.m.queued.Sub(float64(p.waiting))
 	clear(p.queue)
 	p.queue, p.head, p.waiting = nil, 0, 0

@@ -215,18 +215,19 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 type delivererFlags struct {
-	inflight, inflightEndpoint, queued, breakerFailures, retryPartitions int
-	attemptTimeout, commitInterval, shutdownTTL                          time.Duration
-	breakerOpen, autoDisable                                             time.Duration
-	schedule                                                             string
-	jitter                                                               float64
-	retry4xx, allowPrivate                                               bool
+	inflight, inflightEndpoint, queued, queuedTotal, breakerFailures, retryPartitions int
+	attemptTimeout, commitInterval, shutdownTTL                                       time.Duration
+	breakerOpen, autoDisable                                                          time.Duration
+	schedule                                                                          string
+	jitter                                                                            float64
+	retry4xx, allowPrivate                                                            bool
 }
 
 func (d *delivererFlags) register(f *flags) {
 	f.integer(&d.inflight, "max-inflight-per-partition", 16, "concurrent jobs per partition")
 	f.integer(&d.inflightEndpoint, "max-inflight-per-endpoint", 64, "concurrent POSTs per endpoint (an endpoint's own max_in_flight overrides it)")
-	f.integer(&d.queued, "max-queued-per-partition", 512, "fetched records a partition holds before its fetching pauses")
+	f.integer(&d.queued, "max-queued-per-partition", 256, "fetched records a partition holds before its fetching pauses")
+	f.integer(&d.queuedTotal, "max-queued", 16384, "fetched records the deliverer holds across all partitions before fetching pauses (bounds memory)")
 	f.duration(&d.attemptTimeout, "attempt-timeout", 15*time.Second, "timeout of one delivery attempt")
 	f.str(&d.schedule, "retry-schedule", deliverer.DefaultSchedule.String(), "delays before each retry, comma-separated; one retry topic per distinct delay")
 	f.float(&d.jitter, "retry-jitter", 0.2, "spread of each retry delay, as a fraction (0.2 = ±20 %)")
@@ -249,7 +250,7 @@ func (d *delivererFlags) validate() error {
 		return fmt.Errorf("--retry-jitter must be in [0, 1), got %v", d.jitter)
 	}
 	for name, v := range map[string]int{"--retry-partitions": d.retryPartitions, "--max-inflight-per-partition": d.inflight,
-		"--max-inflight-per-endpoint": d.inflightEndpoint, "--max-queued-per-partition": d.queued, "--breaker-failures": d.breakerFailures} {
+		"--max-inflight-per-endpoint": d.inflightEndpoint, "--max-queued-per-partition": d.queued, "--max-queued": d.queuedTotal, "--breaker-failures": d.breakerFailures} {
 		if v < 1 || v > math.MaxInt32 {
 			return fmt.Errorf("%s must be 1..%d, got %d", name, math.MaxInt32, v)
 		}
@@ -271,7 +272,7 @@ func (d *delivererFlags) config(kcfg kafka.Config, log *slog.Logger, reg prometh
 	}
 	return deliverer.Config{
 		Kafka: kcfg, MaxInFlightPerPartition: d.inflight, MaxInFlightPerEndpoint: d.inflightEndpoint,
-		MaxQueuedPerPartition: d.queued, AttemptTimeout: d.attemptTimeout,
+		MaxQueuedPerPartition: d.queued, MaxQueued: d.queuedTotal, AttemptTimeout: d.attemptTimeout,
 		Schedule: sched, Jitter: jitter, RetryClientErrors: d.retry4xx, RetryPartitions: int32(d.retryPartitions),
 		BreakerFailures: d.breakerFailures, BreakerOpenTimeout: d.breakerOpen, AutoDisableAfter: d.autoDisable,
 		CommitInterval: d.commitInterval, ShutdownTimeout: d.shutdownTTL,

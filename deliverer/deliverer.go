@@ -60,8 +60,9 @@ type Config struct {
 	// hold before its fetching is paused (default 256).
 	MaxQueuedPerPartition int
 	// MaxQueued bounds fetched-but-not-started records across all
-	// partitions (default 16384): past it, partitions pause as they fill,
-	// so memory stays flat with thousands of endpoints.
+	// partitions (default 16384): past it, each partition may hold only an
+	// equal share, so memory stays flat with thousands of endpoints and a
+	// stalled endpoint's backlog never stops the others from fetching.
 	MaxQueued int
 	// AttemptTimeout bounds one POST (default 15s).
 	AttemptTimeout time.Duration
@@ -200,13 +201,11 @@ type Deliverer struct {
 
 	jobs jobCount // started jobs not yet finished
 
-	queued       atomic.Int64 // fetched jobs not started, all partitions
-	gpMu         sync.Mutex   // guards globalPaused; taken after a partition's lock, never before
-	globalPaused map[*partition]struct{}
-	resuming     atomic.Bool
-	stopping     atomic.Bool
-	soft         context.Context // ends when shutdown begins: stop waiting to retry
-	hard         context.Context // ends at the shutdown deadline: abort requests
+	queued   atomic.Int64 // fetched jobs not started, all partitions
+	nparts   atomic.Int64 // assigned partitions
+	stopping atomic.Bool
+	soft     context.Context // ends when shutdown begins: stop waiting to retry
+	hard     context.Context // ends at the shutdown deadline: abort requests
 }
 
 type topicPartition struct {
@@ -227,11 +226,10 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, er
 	}
 	d := &Deliverer{
 		cfg: cfg, reg: reg, cat: cat, topics: cfg.Kafka.Topics(), log: cfg.Logger,
-		m:            newMetrics(cfg.Registerer),
-		parts:        map[topicPartition]*partition{},
-		globalPaused: map[*partition]struct{}{},
-		tiers:        cfg.Schedule.tiers(),
-		tierTopics:   map[string]time.Duration{},
+		m:          newMetrics(cfg.Registerer),
+		parts:      map[topicPartition]*partition{},
+		tiers:      cfg.Schedule.tiers(),
+		tierTopics: map[string]time.Duration{},
 	}
 	for _, t := range d.tiers {
 		d.tierTopics[d.topics.Retry(t)] = t
@@ -357,32 +355,16 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	return nil
 }
 
-// overQueued reports whether the deliverer holds as many queued jobs as it
-// may; under it by a quarter, globally paused partitions are resumed.
-func (d *Deliverer) overQueued() bool { return d.queued.Load() >= int64(d.cfg.MaxQueued) }
-
-// pauseGlobal records p as paused for the global queue bound. p.mu is held.
-func (d *Deliverer) pauseGlobal(p *partition) {
-	d.gpMu.Lock()
-	d.globalPaused[p] = struct{}{}
-	d.gpMu.Unlock()
-}
-
-// maybeResumeGlobal resumes the globally paused partitions once the queue
-// has drained to three quarters of the bound. It must be called without a
-// partition lock held (it takes theirs).
-func (d *Deliverer) maybeResumeGlobal() {
-	if d.queued.Load() > int64(d.cfg.MaxQueued)*3/4 || !d.resuming.CompareAndSwap(false, true) {
-		return
+// queueLimit is how many fetched records one partition may hold before its
+// fetching pauses: MaxQueuedPerPartition, or, while all partitions together
+// hold MaxQueued or more, an equal share of MaxQueued (at least 1).
+func (d *Deliverer) queueLimit() int {
+	limit := d.cfg.MaxQueuedPerPartition
+	if d.queued.Load() < int64(d.cfg.MaxQueued) {
+		return limit
 	}
-	defer d.resuming.Store(false)
-	d.gpMu.Lock()
-	ps := d.globalPaused
-	d.globalPaused = make(map[*partition]struct{}, len(ps))
-	d.gpMu.Unlock()
-	for p := range ps {
-		p.pump() // resumes it if its own queue allows
-	}
+	share := d.cfg.MaxQueued / max(1, int(d.nparts.Load()))
+	return max(1, min(limit, share))
 }
 
 // jobCount counts started jobs; unlike a sync.WaitGroup it may be
@@ -451,6 +433,7 @@ func (d *Deliverer) assigned(_ context.Context, _ *kgo.Client, assigned map[stri
 	if pause != nil {
 		d.cl.PauseFetchPartitions(pause)
 	}
+	d.nparts.Store(int64(len(d.parts)))
 	d.m.partitions.Set(float64(len(d.parts)))
 }
 
@@ -498,6 +481,7 @@ func (d *Deliverer) take(tps map[string][]int32) []*partition {
 			}
 		}
 	}
+	d.nparts.Store(int64(len(d.parts)))
 	d.m.partitions.Set(float64(len(d.parts)))
 	return out
 }

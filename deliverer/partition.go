@@ -154,21 +154,18 @@ func (p *partition) pumpLocked() {
 		clear(p.queue[n:])
 		p.queue, p.head = p.queue[:n], 0
 	}
-	switch max := p.d.cfg.MaxQueuedPerPartition; {
-	case !p.paused && p.waiting >= max:
+	// Fetching pauses when the queue reaches the partition's cap and resumes
+	// at half of it. The cap is MaxQueuedPerPartition, lowered to a fair
+	// share of MaxQueued while the deliverer as a whole holds more than
+	// MaxQueued: a partition that cannot start anything (breaker open, black
+	// hole at its in-flight bound) then keeps only its share, and every
+	// other partition keeps fetching.
+	limit := p.d.queueLimit()
+	switch {
+	case !p.paused && p.waiting >= limit:
 		p.paused = true
 		p.d.cl.PauseFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
-	case !p.paused && p.waiting > 0 && p.d.overQueued():
-		// The deliverer as a whole holds enough: stop fetching here too,
-		// until the global queue drains (maybeResumeGlobal).
-		p.paused = true
-		p.d.pauseGlobal(p)
-		p.d.cl.PauseFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
-	case p.paused && p.waiting <= max/2 && !(ok && ep.Status == registry.StatusDisabled):
-		if p.d.overQueued() {
-			p.d.pauseGlobal(p) // resumed with the others once the global queue drains
-			break
-		}
+	case p.paused && p.waiting <= limit/2 && !(ok && ep.Status == registry.StatusDisabled):
 		p.paused = false
 		p.d.cl.ResumeFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
 	}
@@ -229,7 +226,6 @@ func (p *partition) run(j *job, es *endpointState, done func(error), act action)
 	p.mu.Unlock()
 	p.d.m.inflight.Dec()
 	p.d.jobs.add(-1)
-	p.d.maybeResumeGlobal()
 }
 
 // setRetrying counts an ordered job retrying in place (delta +1 when it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -25,6 +26,60 @@ func TestGuarantees(t *testing.T) {
 	t.Run("Always500GoesToDLQAfterLastTier", func(t *testing.T) { testDLQ500(t, cluster) })
 	t.Run("OpenBreakerSpendsNoAttempts", func(t *testing.T) { testBreaker(t, cluster) })
 	t.Run("OrderedEndpointKeepsOrder", func(t *testing.T) { testOrdered(t, cluster) })
+	t.Run("StalledBacklogDoesNotStopOthers", func(t *testing.T) { testStalledBacklog(t, cluster) })
+}
+
+// testStalledBacklog fills the deliverer's global queue bound with the
+// backlog of an endpoint that never answers, then checks that healthy
+// endpoints keep fetching and delivering, round after round: the stalled
+// endpoint may keep only its share of the bound.
+func testStalledBacklog(t *testing.T, cluster *kafkatest.Cluster) {
+	e := newEnv(t, cluster)
+	var stuck atomic.Int64
+	release := make(chan struct{})
+	hole := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stuck.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hole.Close)
+	t.Cleanup(func() { close(release) })
+	e.createEndpoint(registry.Endpoint{TenantID: "stuck", URL: hole.URL + "/hole", EventTypes: []string{"*"}, Partitions: 2})
+	recv := newReceiver(t)
+	for _, path := range []string{"/a", "/b"} {
+		recv.trust(path, e.addEndpoint(recv.url(path), "*"))
+	}
+	cfg := e.delivererConfig()
+	cfg.MaxQueued = 32
+	cfg.MaxInFlightPerEndpoint = 2
+	cfg.AttemptTimeout = 5 * time.Minute // the black hole holds its slots for the whole test
+	e.startRouter()
+	e.startDeliverer(cfg)
+	types, in, _ := samples(t, e)
+	publish(t, e, "stuck", 400, types, in)
+	eventually(t, 30*time.Second, "the black hole to hold every slot", func() bool { return stuck.Load() == 2 })
+	eventually(t, 30*time.Second, "the backlog to fill the global bound", func() bool {
+		return gaugeValue(t, e, "hookstream_deliverer_queued_records") >= float64(cfg.MaxQueued)
+	})
+	for round := range 4 {
+		sent := publish(t, e, "acme", 50, types, in)
+		eventually(t, 30*time.Second, "round "+strconv.Itoa(round)+" at the healthy endpoints", func() bool {
+			for _, path := range []string{"/a", "/b"} {
+				got := recv.ids(path)
+				for id := range sent {
+					if got[id] == 0 {
+						return false
+					}
+				}
+			}
+			return true
+		})
+	}
+	if n := stuck.Load(); n != 2 {
+		t.Fatalf("%d requests reached the black hole, want its 2 in-flight slots", n)
+	}
 }
 
 func statusFor(f func(path string, d delivery) int) *func(string, delivery) int { return &f }

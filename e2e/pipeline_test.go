@@ -330,3 +330,18 @@ func counterValue(t *testing.T, e *env, name, label, value string) float64 {
 	}
 	return 0
 }
+
+// gaugeValue is the value of an unlabelled gauge, 0 if it is not there.
+func gaugeValue(t *testing.T, e *env, name string) float64 {
+	t.Helper()
+	mfs, err := e.prom.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}

@@ -136,12 +136,6 @@ func (m *marks) add(t time.Time, n int64) {
 	m.mu.Unlock()
 }
 
-func (m *marks) reset() {
-	m.mu.Lock()
-	m.t, m.n = nil, nil
-	m.mu.Unlock()
-}
-
 // steadyRate is the delivery rate between the samples where 10 % and 90 %
 // of total were delivered: ramp-up and the tail are left out.
 func (m *marks) steadyRate(total int64) float64 {

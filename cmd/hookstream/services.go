@@ -227,7 +227,7 @@ func (d *delivererFlags) register(f *flags) {
 	f.integer(&d.inflight, "max-inflight-per-partition", 16, "concurrent jobs per partition")
 	f.integer(&d.inflightEndpoint, "max-inflight-per-endpoint", 64, "concurrent POSTs per endpoint (an endpoint's own max_in_flight overrides it)")
 	f.integer(&d.queued, "max-queued-per-partition", 256, "fetched records a partition holds before its fetching pauses")
-	f.integer(&d.queuedTotal, "max-queued", 16384, "fetched records the deliverer holds across all partitions before fetching pauses (bounds memory)")
+	f.integer(&d.queuedTotal, "max-queued", 16384, "fetched records the deliverer holds across all partitions; past it each partition keeps only an equal share (bounds memory)")
 	f.duration(&d.attemptTimeout, "attempt-timeout", 15*time.Second, "timeout of one delivery attempt")
 	f.str(&d.schedule, "retry-schedule", deliverer.DefaultSchedule.String(), "delays before each retry, comma-separated; one retry topic per distinct delay")
 	f.float(&d.jitter, "retry-jitter", 0.2, "spread of each retry delay, as a fraction (0.2 = ±20 %)")

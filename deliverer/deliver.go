@@ -322,7 +322,7 @@ func (d *Deliverer) attempt(ep *registry.Endpoint, env *codec.Envelope, body []b
 	h[HeaderAttempt] = []string{strconv.Itoa(attempt)}
 	h["Content-Type"] = []string{"application/json"}
 	h["User-Agent"] = []string{"Hookstream/" + Version}
-	ctx, cancel := context.WithTimeout(d.hard, d.cfg.AttemptTimeout)
+	ctx, cancel := context.WithTimeout(d.hardShards[d.shardNext.Add(1)%uint32(len(d.hardShards))], d.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
 	res := d.cfg.Sender.Send(ctx, &Request{URL: ep.URL, Header: h, Body: body})

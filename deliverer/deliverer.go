@@ -199,13 +199,19 @@ type Deliverer struct {
 	admin      *registry.Admin
 	publish    func(ctx context.Context, eventType, tenant string, data any) error
 
-	jobs jobCount // started jobs not yet finished
+	jobs    jobCount // started jobs not yet finished
+	workers *workers // goroutines that run the jobs
 
 	queued   atomic.Int64 // fetched jobs not started, all partitions
 	nparts   atomic.Int64 // assigned partitions
 	stopping atomic.Bool
 	soft     context.Context // ends when shutdown begins: stop waiting to retry
 	hard     context.Context // ends at the shutdown deadline: abort requests
+	// hardShards are children of hard that attempts derive their timeouts
+	// from, round-robin: a context keeps its children in a map under one
+	// mutex, which thousands of concurrent attempts would all contend on.
+	hardShards [16]context.Context
+	shardNext  atomic.Uint32
 }
 
 type topicPartition struct {
@@ -228,6 +234,7 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, er
 		cfg: cfg, reg: reg, cat: cat, topics: cfg.Kafka.Topics(), log: cfg.Logger,
 		m:          newMetrics(cfg.Registerer),
 		parts:      map[topicPartition]*partition{},
+		workers:    newWorkers(30 * time.Second),
 		tiers:      cfg.Schedule.tiers(),
 		tierTopics: map[string]time.Duration{},
 	}
@@ -246,7 +253,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	defer softCancel()
 	hard, hardCancel := context.WithCancel(context.Background())
 	defer hardCancel()
-	d.soft, d.hard = soft, hard
+	defer d.setContexts(soft, hard)()
 
 	prod, err := kgo.NewClient(d.cfg.Kafka.ClientOpts("deliverer-producer",
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -353,6 +360,21 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	cl.Close() // leaves the group; revoke callback commits again, harmlessly
 	d.log.Info("deliverer stopped")
 	return nil
+}
+
+// setContexts sets the shutdown contexts; the hard shards end with hard
+// or when the returned function is called.
+func (d *Deliverer) setContexts(soft, hard context.Context) (release func()) {
+	d.soft, d.hard = soft, hard
+	var cancels [len(d.hardShards)]context.CancelFunc
+	for i := range d.hardShards {
+		d.hardShards[i], cancels[i] = context.WithCancel(hard)
+	}
+	return func() {
+		for _, c := range cancels {
+			c()
+		}
+	}
 }
 
 // queueLimit is how many fetched records one partition may hold before its

@@ -28,7 +28,7 @@ func newTestDeliverer(t testing.TB, edit func(*Config)) *Deliverer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	d.soft, d.hard = ctx, ctx
+	t.Cleanup(d.setContexts(ctx, ctx))
 	return d
 }
 

@@ -179,7 +179,7 @@ func (p *partition) startLocked(i int, j *job, es *endpointState, done func(erro
 	p.d.jobs.add(1)
 	p.d.m.queued.Dec()
 	p.d.m.inflight.Inc()
-	go p.run(j, es, done, act)
+	p.d.workers.do(func() { p.run(j, es, done, act) })
 }
 
 // wake schedules a pump at t unless one is scheduled no later.

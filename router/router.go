@@ -60,6 +60,12 @@ type Config struct {
 	InstanceID string
 	// MaxPollRecords bounds one transaction (default 5000).
 	MaxPollRecords int
+	// TxnLinger is how long a transaction stays open gathering more events
+	// after its first (default 10ms; negative: commit each poll at once).
+	// Every commit writes a marker to each endpoint partition it touched,
+	// so under a trickle of events a short linger cuts the broker's work
+	// many times over for a few milliseconds of latency.
+	TxnLinger time.Duration
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 	// Registerer for metrics (default none).
@@ -94,6 +100,9 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Router, error
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = 5000
 	}
+	if cfg.TxnLinger == 0 {
+		cfg.TxnLinger = 10 * time.Millisecond
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -115,7 +124,7 @@ func (r *Router) Run(ctx context.Context) error {
 		kgo.TransactionTimeout(30*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(0),
+		kgo.ProducerLinger(r.produceLinger()),
 		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
 	)...)...)
 	if err != nil {
@@ -131,9 +140,7 @@ func (r *Router) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		fs.EachError(func(t string, p int32, err error) {
-			r.log.Error("router fetch", "topic", t, "partition", p, "err", err)
-		})
+		r.logFetchErrors(fs, nil)
 		if fs.NumRecords() == 0 {
 			continue
 		}
@@ -147,19 +154,34 @@ func (r *Router) Run(ctx context.Context) error {
 				failed.CompareAndSwap(nil, &err)
 			}
 		}
-		var routed, unrouted, quarantined, fanout int
-		fs.EachRecord(func(rec *kgo.Record) {
-			n, qerr := r.route(ctx, sess, rec, &matches, promise)
-			switch {
-			case qerr != nil:
-				quarantined++
-			case n == 0:
-				unrouted++
-			default:
-				routed++
-				fanout += n
+		var polled, routed, unrouted, quarantined, fanout int
+		routeAll := func(fs kgo.Fetches) {
+			polled += fs.NumRecords()
+			fs.EachRecord(func(rec *kgo.Record) {
+				n, qerr := r.route(ctx, sess, rec, &matches, promise)
+				switch {
+				case qerr != nil:
+					quarantined++
+				case n == 0:
+					unrouted++
+				default:
+					routed++
+					fanout += n
+				}
+			})
+		}
+		routeAll(fs)
+		// Linger: keep the transaction open a little for more events (their
+		// records are produced meanwhile), so one commit covers them all.
+		if r.cfg.TxnLinger > 0 {
+			lctx, lcancel := context.WithDeadline(ctx, start.Add(r.cfg.TxnLinger))
+			for polled < r.cfg.MaxPollRecords && lctx.Err() == nil {
+				more := sess.PollRecords(lctx, r.cfg.MaxPollRecords-polled)
+				r.logFetchErrors(more, lctx)
+				routeAll(more)
 			}
-		})
+			lcancel()
+		}
 		if err := sess.Client().Flush(ctx); err != nil {
 			// Only on ctx cancellation: abort now rather than leave the
 			// transaction open until its timeout, which would hold back
@@ -182,7 +204,7 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		if !committed {
 			r.m.transactions.WithLabelValues("aborted").Inc()
-			r.log.Warn("router: transaction aborted (rebalance or produce failure); the batch is consumed again", "records", fs.NumRecords())
+			r.log.Warn("router: transaction aborted (rebalance or produce failure); the batch is consumed again", "records", polled)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -199,6 +221,17 @@ func (r *Router) Run(ctx context.Context) error {
 		r.m.fanout.Add(float64(fanout))
 		r.m.batchSeconds.Observe(time.Since(start).Seconds())
 	}
+}
+
+// logFetchErrors logs the fetch errors of fs, except the expiry of the
+// linger context lctx (a poll that ran out of linger is not an error).
+func (r *Router) logFetchErrors(fs kgo.Fetches, lctx context.Context) {
+	fs.EachError(func(t string, p int32, err error) {
+		if lctx != nil && lctx.Err() != nil && errors.Is(err, lctx.Err()) {
+			return
+		}
+		r.log.Error("router fetch", "topic", t, "partition", p, "err", err)
+	})
 }
 
 // abort ends an open transaction with an abort, on a fresh deadline: the
@@ -266,4 +299,15 @@ func (r *Router) quarantine(ctx context.Context, p producer, rec *kgo.Record, re
 		kgo.RecordHeader{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)},
 	)
 	p.Produce(ctx, &kgo.Record{Topic: r.topics.Invalid(), Key: rec.Key, Value: rec.Value, Headers: hs}, promise)
+}
+
+// produceLinger is the producer's linger: with a transaction linger the
+// records of a transaction are sent in batches of a few milliseconds (End
+// flushes the rest at once); fewer, larger appends wake fewer of the
+// broker's waiting fetches.
+func (r *Router) produceLinger() time.Duration {
+	if r.cfg.TxnLinger <= 0 {
+		return 0
+	}
+	return r.cfg.TxnLinger / 2
 }

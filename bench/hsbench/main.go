@@ -39,22 +39,25 @@ import (
 )
 
 type options struct {
-	brokers     []string
-	events      int
-	endpoints   int
-	dataBytes   int
-	scale       []int
-	scaleEvents int
-	isoEvents   int
-	halfSeconds int
-	baseSeconds int
-	out         string
-	bin         string
-	repo        string
-	skipScale   bool
-	skipIso     bool
-	inflight    int
-	profileDir  string
+	brokers       []string
+	events        int
+	endpoints     int
+	dataBytes     int
+	scale         []int
+	scaleEvents   int
+	isoEvents     int
+	halfSeconds   int
+	latencyRate   float64
+	routerArgs    string
+	delivererArgs string
+	baseSeconds   int
+	out           string
+	bin           string
+	repo          string
+	skipScale     bool
+	skipIso       bool
+	inflight      int
+	profileDir    string
 }
 
 func main() {
@@ -68,7 +71,10 @@ func main() {
 	flag.IntVar(&o.scaleEvents, "scale-events", 50_000, "events of each scale run")
 	flag.IntVar(&o.isoEvents, "isolation-events", 2_000, "events of each isolation run (each goes to every endpoint)")
 	flag.IntVar(&o.halfSeconds, "half-rate-seconds", 15, "duration of the half-rate latency run")
+	flag.Float64Var(&o.latencyRate, "latency-rate", 0, "events/s of the latency run (default: half the measured maximum)")
 	flag.IntVar(&o.baseSeconds, "baseline-seconds", 8, "duration of the bare-HTTP baseline")
+	flag.StringVar(&o.routerArgs, "router-args", "", "extra flags for the router processes (space-separated)")
+	flag.StringVar(&o.delivererArgs, "deliverer-args", "", "extra flags for the deliverer processes (space-separated)")
 	flag.IntVar(&o.inflight, "inflight", 16, "deliverer --max-inflight-per-partition")
 	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON results")
 	flag.StringVar(&o.bin, "bin", "", "hookstream binary (default: go build ./cmd/hookstream)")

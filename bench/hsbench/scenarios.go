@@ -54,6 +54,12 @@ type HalfRateResult struct {
 	P99ms           float64 `json:"p99_ms"`
 	Samples         int64   `json:"samples"`
 	CPUPer1000      float64 `json:"cpu_seconds_per_1000_total"`
+	// Per process: router, deliverer, broker, and this benchmark's own
+	// (receivers verifying signatures, the publisher).
+	RouterCPU1000    float64 `json:"cpu_seconds_per_1000_router"`
+	DelivererCPU1000 float64 `json:"cpu_seconds_per_1000_deliverer"`
+	BrokerCPU1000    float64 `json:"cpu_seconds_per_1000_broker"`
+	BenchCPU1000     float64 `json:"cpu_seconds_per_1000_receivers_publisher"`
 }
 
 type BaselineResult struct {
@@ -159,6 +165,9 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 
 	// Half the maximum rate, published steadily; latency after a warm-up.
 	hr := &HalfRateResult{TargetPerSecond: tr.PerSecond / 2}
+	if o.latencyRate > 0 {
+		hr.TargetPerSecond = o.latencyRate
+	}
 	fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f events/s for %ds (latency)\n", br.kind, hr.TargetPerSecond, o.halfSeconds)
 	s.recv.lat.reset()
 	var sent atomic.Int64
@@ -199,7 +208,9 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 	hr.P50ms, hr.P95ms, hr.P99ms, hr.Samples = qs[0], qs[1], qs[2], samples
 	if n1 > n0 {
 		hr.PerSecond = float64(n1-n0) / t1.Sub(t0).Seconds()
-		hr.CPUPer1000 = ((r1 - r0) + (d1 - d0) + (bb1 - bb0) + (ss1 - ss0)) / (float64(n1-n0) / 1000)
+		k := float64(n1-n0) / 1000
+		hr.CPUPer1000 = ((r1 - r0) + (d1 - d0) + (bb1 - bb0) + (ss1 - ss0)) / k
+		hr.RouterCPU1000, hr.DelivererCPU1000, hr.BrokerCPU1000, hr.BenchCPU1000 = (r1-r0)/k, (d1-d0)/k, (bb1-bb0)/k, (ss1-ss0)/k
 	}
 	// Let the tail drain before the services stop.
 	_ = s.waitDelivered(ctx, int64(o.events)+sent.Load(), time.Minute)
@@ -412,6 +423,10 @@ func printTable(w io.Writer, res *Results) {
 		return fmt.Sprintf("%.1f / %.1f / %.1f", h.P50ms, h.P95ms, h.P99ms)
 	})
 	row("half rate: CPU s per 1,000", func(r *BrokerResult) string { return fmt.Sprintf("%.3f", r.HalfRate.CPUPer1000) })
+	row("  router / deliverer / broker / receivers", func(r *BrokerResult) string {
+		h := r.HalfRate
+		return fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", h.RouterCPU1000, h.DelivererCPU1000, h.BrokerCPU1000, h.BenchCPU1000)
+	})
 	if len(res.Runs) > 0 {
 		for i := range res.Runs[0].Scale {
 			n := res.Runs[0].Scale[i].Endpoints

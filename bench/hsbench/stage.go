@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -190,7 +191,7 @@ func (s *stage) serviceArgs(role string) []string {
 
 func (s *stage) startRouter() error {
 	p, err := startProc(s.kcfg.Prefix+"-router", s.dir, s.o.bin, append([]string{"router", "--group", s.kcfg.Prefix + "-router",
-		"--transactional-id", s.kcfg.Prefix + "-router"}, s.serviceArgs("router")...)...)
+		"--transactional-id", s.kcfg.Prefix + "-router"}, append(s.serviceArgs("router"), strings.Fields(s.o.routerArgs)...)...)...)
 	s.router = p
 	return err
 }
@@ -198,6 +199,7 @@ func (s *stage) startRouter() error {
 func (s *stage) startDeliverer(extra ...string) error {
 	args := append([]string{"deliverer", "--group", s.kcfg.Prefix + "-deliverer", "--allow-private-targets",
 		"--max-inflight-per-partition", strconv.Itoa(s.o.inflight)}, s.serviceArgs("deliverer")...)
+	args = append(args, strings.Fields(s.o.delivererArgs)...)
 	p, err := startProc(s.kcfg.Prefix+"-deliverer", s.dir, s.o.bin, append(args, extra...)...)
 	s.deliv = p
 	return err

@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -41,7 +42,16 @@ func commands() []command {
 	}
 }
 
+// defaultGCPercent is the garbage collector's target unless GOGC is set.
+// The services keep a small live heap and allocate per delivery; collecting
+// at 4× the live heap instead of 2× took a fifth off the deliverer's CPU per
+// delivery in the benchmark (make bench) for a few MB more memory.
+const defaultGCPercent = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

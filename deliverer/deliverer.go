@@ -57,7 +57,8 @@ type Config struct {
 	// max_in_flight overrides it.
 	MaxInFlightPerEndpoint int
 	// MaxQueuedPerPartition is how many fetched records a partition may
-	// hold before its fetching is paused (default 256).
+	// hold before its fetching is paused (default 64: four times the
+	// default in-flight bound keeps the partition busy).
 	MaxQueuedPerPartition int
 	// MaxQueued bounds fetched-but-not-started records across all
 	// partitions (default 16384): past it, each partition may hold only an
@@ -124,7 +125,7 @@ func (c *Config) setDefaults() {
 		c.MaxInFlightPerEndpoint = 64
 	}
 	if c.MaxQueuedPerPartition <= 0 {
-		c.MaxQueuedPerPartition = 256
+		c.MaxQueuedPerPartition = 64
 	}
 	if c.MaxQueued <= 0 {
 		c.MaxQueued = 16384
@@ -302,6 +303,11 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		kgo.OnPartitionsLost(d.lost),
 		kgo.MetadataMaxAge(10*time.Second), // discover new endpoint topics
 		kgo.FetchMaxWait(250*time.Millisecond),
+		// Small fetches keep memory proportional to the queue bounds: a
+		// partition over its bound is paused only after its fetch arrived,
+		// and a queued record keeps its whole decompressed batch alive.
+		kgo.FetchMaxBytes(4<<20),
+		kgo.FetchMaxPartitionBytes(64<<10),
 	)...)...)
 	if err != nil {
 		return fmt.Errorf("deliverer: %w", err)

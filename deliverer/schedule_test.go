@@ -125,7 +125,7 @@ func TestJitterBounds(t *testing.T) {
 func TestNewDefaultsAndScheduleCheck(t *testing.T) {
 	d := newTestDeliverer(t, nil)
 	c := d.cfg
-	if c.Group != DefaultGroup || c.MaxInFlightPerPartition != 16 || c.MaxInFlightPerEndpoint != 64 || c.MaxQueuedPerPartition != 256 ||
+	if c.Group != DefaultGroup || c.MaxInFlightPerPartition != 16 || c.MaxInFlightPerEndpoint != 64 || c.MaxQueuedPerPartition != 64 ||
 		c.AttemptTimeout != 15*time.Second || !slices.Equal(c.Schedule, DefaultSchedule) || c.Jitter != 0.2 ||
 		c.MaxAttempts != 3*(len(DefaultSchedule)+1) || c.RetryPartitions != 6 || c.BreakerFailures != 5 ||
 		c.BreakerOpenTimeout != 30*time.Second || c.AutoDisableAfter != 5*24*time.Hour || c.Sender == nil || c.Clock == nil {

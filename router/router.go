@@ -66,6 +66,12 @@ type Config struct {
 	// so under a trickle of events a short linger cuts the broker's work
 	// many times over for a few milliseconds of latency.
 	TxnLinger time.Duration
+	// Compression of the endpoint-topic batches: "none" (the default),
+	// "lz4", "zstd", "snappy" or "gzip". Uncompressed batches cost the
+	// broker more disk, but the deliverer's fetch sizes (compressed bytes)
+	// then bound the records it holds, and nobody spends CPU on
+	// compressing every fan-out copy and decompressing it again.
+	Compression string
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 	// Registerer for metrics (default none).
@@ -100,6 +106,12 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Router, error
 	if cfg.MaxPollRecords <= 0 {
 		cfg.MaxPollRecords = 5000
 	}
+	if cfg.Compression == "" {
+		cfg.Compression = "none"
+	}
+	if _, ok := compressionCodecs[cfg.Compression]; !ok {
+		return nil, fmt.Errorf("router: unknown compression %q (none, lz4, zstd, snappy, gzip)", cfg.Compression)
+	}
 	if cfg.TxnLinger == 0 {
 		cfg.TxnLinger = 10 * time.Millisecond
 	}
@@ -125,7 +137,8 @@ func (r *Router) Run(ctx context.Context) error {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(r.produceLinger()),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+		kgo.FetchMaxBytes(16<<20), // a transaction routes at most MaxPollRecords anyway
+		kgo.ProducerBatchCompression(compressionCodecs[r.cfg.Compression], kgo.NoCompression()),
 	)...)...)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
@@ -299,6 +312,11 @@ func (r *Router) quarantine(ctx context.Context, p producer, rec *kgo.Record, re
 		kgo.RecordHeader{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)},
 	)
 	p.Produce(ctx, &kgo.Record{Topic: r.topics.Invalid(), Key: rec.Key, Value: rec.Value, Headers: hs}, promise)
+}
+
+var compressionCodecs = map[string]kgo.CompressionCodec{
+	"none": kgo.NoCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression(),
+	"snappy": kgo.SnappyCompression(), "gzip": kgo.GzipCompression(),
 }
 
 // produceLinger is the producer's linger: with a transaction linger the

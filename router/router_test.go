@@ -373,8 +373,17 @@ func TestNewDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.cfg.Group != DefaultGroup || !strings.HasPrefix(r.cfg.TransactionalID, "hookstream-router-") || r.cfg.MaxPollRecords != 5000 ||
-		r.log == nil || r.topics.Events() != "p.events" {
+		r.log == nil || r.topics.Events() != "p.events" || r.cfg.Compression != "none" || r.cfg.TxnLinger != 10*time.Millisecond ||
+		r.produceLinger() != 5*time.Millisecond {
 		t.Errorf("defaults: %+v", r.cfg)
+	}
+	if _, err := New(Config{Kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}, Compression: "brotli"}, nil, cat); err == nil ||
+		!strings.Contains(err.Error(), `unknown compression "brotli"`) {
+		t.Errorf("New with an unknown compression = %v", err)
+	}
+	r, err = New(Config{Kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}, TxnLinger: -1, Compression: "zstd"}, nil, cat)
+	if err != nil || r.produceLinger() != 0 {
+		t.Errorf("New without linger: %v, produce linger %v", err, r.produceLinger())
 	}
 	r, err = New(Config{Kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}, Group: "g", TransactionalID: "tx", MaxPollRecords: 7}, nil, cat)
 	if err != nil {

@@ -139,7 +139,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer closeLag()
-	if err := serveMetrics(ctx, metricsAddr, promReg, log); err != nil {
+	if err := serveMetrics(ctx, metricsAddr, promReg, log, false); err != nil {
 		return err
 	}
 	rt, err := router.New(router.Config{Kafka: kcfg, TransactionalID: "hookstream-dev-router", Logger: log, Registerer: promReg}, st.reg, st.cat)

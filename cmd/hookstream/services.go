@@ -8,7 +8,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"sync"
 	"time"
@@ -62,7 +64,7 @@ func (s *stack) Close() { s.reg.Close() }
 
 // serveMetrics serves /metrics (and /healthz) on addr until ctx ends; an
 // empty addr serves nothing.
-func serveMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Logger) error {
+func serveMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Logger, withPprof bool) error {
 	if addr == "" {
 		return nil
 	}
@@ -73,6 +75,10 @@ func serveMetrics(ctx context.Context, addr string, g prometheus.Gatherer, log *
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(g))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", httppprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", httppprof.Profile)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	go func() {
@@ -97,6 +103,8 @@ type serviceFlags struct {
 	metricsAddr, group, iid string
 	session                 time.Duration
 	cpuprofile              string
+	memoryLimitMiB          int
+	pprof                   bool
 }
 
 func (s *serviceFlags) register(f *flags, defMetrics, defGroup string) {
@@ -107,6 +115,21 @@ func (s *serviceFlags) register(f *flags, defMetrics, defGroup string) {
 	f.duration(&s.session, "session-timeout", 10*time.Second, "how long the group waits for a silent (crashed) member before moving its partitions")
 	f.str(&s.iid, "instance-id", "", "static group membership id, stable per instance (e.g. the pod name): a restart takes its partitions back at once")
 	f.str(&s.cpuprofile, "cpuprofile", "", "write a CPU profile of this process to the file until it exits (for benchmarks)")
+	f.boolean(&s.pprof, "pprof", false, "also serve Go's /debug/pprof/ profiles on --metrics-addr (heap, goroutines, CPU)")
+	f.integer(&s.memoryLimitMiB, "memory-limit-mib", 256, "soft memory limit of the Go runtime in MiB: the garbage collector works harder near it (0 = none; GOMEMLIMIT, if set, wins)")
+}
+
+// applyMemoryLimit sets the runtime's soft memory limit unless GOMEMLIMIT
+// is set. With GOGC at 400 the heap may grow to five times the live data
+// between collections; the limit keeps that headroom from becoming RSS.
+func (s *serviceFlags) applyMemoryLimit() error {
+	if s.memoryLimitMiB < 0 {
+		return fmt.Errorf("--memory-limit-mib: %d is negative", s.memoryLimitMiB)
+	}
+	if s.memoryLimitMiB > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(s.memoryLimitMiB) << 20)
+	}
+	return nil
 }
 
 // profile starts the CPU profile if asked for; the returned func stops it.
@@ -134,6 +157,9 @@ func (s *serviceFlags) setup(stderr io.Writer) (kafka.Config, *slog.Logger, *pro
 	}
 	log, err := s.log.logger(stderr)
 	if err != nil {
+		return kcfg, nil, nil, err
+	}
+	if err := s.applyMemoryLimit(); err != nil {
 		return kcfg, nil, nil, err
 	}
 	return kcfg, log, instrument(&kcfg), nil
@@ -177,9 +203,11 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var txnID string
 	var maxPoll int
 	var linger time.Duration
+	var compression string
 	sf.register(f, "127.0.0.1:9464", router.DefaultGroup)
 	f.str(&txnID, "transactional-id", "", "transactional id, stable per instance and unique between instances (default <group>-<hostname>)")
 	f.integer(&maxPoll, "max-poll-records", 5000, "most records routed in one transaction")
+	f.str(&compression, "compression", "none", "compression of endpoint-topic batches: none, lz4, zstd, snappy or gzip (none keeps the deliverer's memory bounded by its fetch sizes)")
 	f.duration(&linger, "txn-linger", 10*time.Millisecond, "how long a transaction gathers more events after its first (fewer commits, less broker work; 0 commits each poll at once)")
 	if err := parseFlags(f, args); err != nil {
 		return err
@@ -203,12 +231,12 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	defer closeLag()
-	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log); err != nil {
+	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log, sf.pprof); err != nil {
 		return err
 	}
 	r, err := router.New(router.Config{
 		Kafka: kcfg, Group: sf.group, TransactionalID: txnID, SessionTimeout: sf.session, InstanceID: sf.iid,
-		MaxPollRecords: maxPoll, TxnLinger: lingerOrOff(linger), Logger: log, Registerer: promReg,
+		MaxPollRecords: maxPoll, TxnLinger: lingerOrOff(linger), Compression: compression, Logger: log, Registerer: promReg,
 	}, st.reg, st.cat)
 	if err != nil {
 		return err
@@ -228,7 +256,7 @@ type delivererFlags struct {
 func (d *delivererFlags) register(f *flags) {
 	f.integer(&d.inflight, "max-inflight-per-partition", 16, "concurrent jobs per partition")
 	f.integer(&d.inflightEndpoint, "max-inflight-per-endpoint", 64, "concurrent POSTs per endpoint (an endpoint's own max_in_flight overrides it)")
-	f.integer(&d.queued, "max-queued-per-partition", 256, "fetched records a partition holds before its fetching pauses")
+	f.integer(&d.queued, "max-queued-per-partition", 64, "fetched records a partition holds before its fetching pauses")
 	f.integer(&d.queuedTotal, "max-queued", 16384, "fetched records the deliverer holds across all partitions; past it each partition keeps only an equal share (bounds memory)")
 	f.duration(&d.attemptTimeout, "attempt-timeout", 15*time.Second, "timeout of one delivery attempt")
 	f.str(&d.schedule, "retry-schedule", deliverer.DefaultSchedule.String(), "delays before each retry, comma-separated; one retry topic per distinct delay")
@@ -315,7 +343,7 @@ func runDeliverer(ctx context.Context, args []string, _, stderr io.Writer) error
 		return err
 	}
 	defer closeLag()
-	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log); err != nil {
+	if err := serveMetrics(ctx, sf.metricsAddr, promReg, log, sf.pprof); err != nil {
 		return err
 	}
 	dcfg, err := df.config(kcfg, log, promReg)

@@ -49,7 +49,7 @@ e2e-kafka: kafka-fetch
 kafka-fetch:
 	scripts/kafka.sh fetch
 
-## bench: the end-to-end benchmark on real Kafka and on kfake (about 10 minutes); prints the table, writes bench/results/latest.json.
+## bench: the end-to-end benchmark on real Kafka and on kfake (about 5 minutes); prints the table, writes bench/results/latest.json.
 BENCH_ARGS ?=
 bench: kafka-fetch
 	$(GO) run ./bench/hsbench $(BENCH_ARGS)

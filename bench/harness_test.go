@@ -32,6 +32,7 @@ import (
 	"github.com/hookstream/hookstream/pkg/codec"
 	"github.com/hookstream/hookstream/pkg/kafka"
 	"github.com/hookstream/hookstream/pkg/kafkatest"
+	"github.com/hookstream/hookstream/pkg/metrics"
 	"github.com/hookstream/hookstream/pkg/registry"
 	"github.com/hookstream/hookstream/pkg/webhook"
 	"github.com/hookstream/hookstream/producer"
@@ -279,73 +280,19 @@ func (e *env) waitMetric(name string, want float64, timeout time.Duration) {
 	}
 }
 
-// metric returns the sum of the counter or gauge series named name whose
-// labels include every name=value pair of labels.
+// metric returns the sum of the series named name whose labels include
+// every name=value pair of labels.
 func (e *env) metric(name string, labels ...string) float64 {
-	mfs, err := e.prom.Gather()
+	v, err := metrics.Sum(e.prom, name, labels...)
 	if err != nil {
 		e.tb.Fatal(err)
 	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
-			}
-			switch {
-			case m.GetCounter() != nil:
-				sum += m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				sum += m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				sum += float64(m.GetHistogram().GetSampleCount())
-			}
-		}
-	}
-	return sum
+	return v
 }
 
-// dumpMetrics logs every non-zero hookstream series: the first thing to
-// read when a run fails.
-func (e *env) dumpMetrics() {
-	mfs, err := e.prom.Gather()
-	if err != nil {
-		return
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var v float64
-			switch {
-			case m.GetCounter() != nil:
-				v = m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				v = m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				v = float64(m.GetHistogram().GetSampleCount())
-			}
-			if v == 0 {
-				continue
-			}
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			e.tb.Logf("metric %s%v = %v", mf.GetName(), labels, v)
-		}
-	}
-}
+// dumpMetrics logs every non-zero series: the first thing to read when a
+// run fails.
+func (e *env) dumpMetrics() { metrics.Dump(e.prom, e.tb.Logf) }
 
 // sampler records, every interval while a run delivers, the healthy
 // deliveries so far and the deliverer's in-flight and queued gauges: a

@@ -23,6 +23,7 @@ import (
 	"github.com/hookstream/hookstream/pkg/codec"
 	"github.com/hookstream/hookstream/pkg/kafka"
 	"github.com/hookstream/hookstream/pkg/kafkatest"
+	"github.com/hookstream/hookstream/pkg/metrics"
 	"github.com/hookstream/hookstream/pkg/registry"
 	"github.com/hookstream/hookstream/pkg/webhook"
 	"github.com/hookstream/hookstream/producer"
@@ -96,35 +97,9 @@ func newEnv(t *testing.T, cluster *kafkatest.Cluster) *env {
 	return e
 }
 
-// dumpMetrics logs every non-zero hookstream series: the first thing to
-// read when a scenario fails.
-func (e *env) dumpMetrics() {
-	mfs, err := e.prom.Gather()
-	if err != nil {
-		return
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var v float64
-			switch {
-			case m.GetCounter() != nil:
-				v = m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				v = m.GetGauge().GetValue()
-			case m.GetHistogram() != nil:
-				v = float64(m.GetHistogram().GetSampleCount())
-			}
-			if v == 0 {
-				continue
-			}
-			var labels []string
-			for _, l := range m.GetLabel() {
-				labels = append(labels, l.GetName()+"="+l.GetValue())
-			}
-			e.t.Logf("metric %s%v = %v", mf.GetName(), labels, v)
-		}
-	}
-}
+// dumpMetrics logs every non-zero series: the first thing to read when a
+// scenario fails.
+func (e *env) dumpMetrics() { metrics.Dump(e.prom, e.t.Logf) }
 
 // service runs fn in the background until the returned stop is called
 // (or the test ends) and fails the test if fn returns an error.

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/pkg/kafkatest"
+	"github.com/hookstream/hookstream/pkg/metrics"
 	"github.com/hookstream/hookstream/pkg/registry"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/router"
@@ -312,36 +313,19 @@ func testBadInput(t *testing.T, cluster *kafkatest.Cluster) {
 
 func counterValue(t *testing.T, e *env, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := e.prom.Gather()
+	v, err := metrics.Sum(e.prom, name, label, value)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return v
 }
 
 // gaugeValue is the value of an unlabelled gauge, 0 if it is not there.
 func gaugeValue(t *testing.T, e *env, name string) float64 {
 	t.Helper()
-	mfs, err := e.prom.Gather()
+	v, err := metrics.Sum(e.prom, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	return 0
+	return v
 }

@@ -27,9 +27,15 @@ func TestWorkersRunEveryJobAndReuseIdleOnes(t *testing.T) {
 	if len(seen) != 100 {
 		t.Fatalf("%d of 100 jobs ran", len(seen))
 	}
-	// A job handed over while a worker idles runs on that worker.
+	// The workers are idle now: a handover is taken by one of them (a
+	// blocking send succeeds only if a worker receives it), no new
+	// goroutine needed.
 	done := make(chan struct{})
-	w.do(func() { close(done) })
+	select {
+	case w.ch <- func() { close(done) }:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no idle worker took a job after the earlier jobs finished")
+	}
 	<-done
 }
 

@@ -233,24 +233,15 @@ func (s *stage) waitDelivered(ctx context.Context, want int64, timeout time.Dura
 	}
 }
 
-// routerCaughtUp waits until the router group has committed everything on
-// the events topic.
+// routerCaughtUp waits until the router group has committed, on every
+// partition of the events topic, the topic's end offset: everything
+// published is routed and its transaction committed.
 func (s *stage) routerCaughtUp(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	topic := s.kcfg.Topics().Events()
 	for time.Now().Before(deadline) {
-		lags, err := s.adm.Lag(ctx, s.kcfg.Prefix+"-router")
-		if err == nil {
-			var total int64
-			ok := true
-			lags.Each(func(l kadm.DescribedGroupLag) {
-				if l.Lag.IsEmpty() {
-					ok = false
-				}
-				total += l.Lag.Total()
-			})
-			if ok && total == 0 {
-				return nil
-			}
+		if s.routedAll(ctx, topic) {
+			return nil
 		}
 		if s.router != nil && !s.router.alive() {
 			return fmt.Errorf("router exited: %s", s.router.tail(20))
@@ -258,6 +249,28 @@ func (s *stage) routerCaughtUp(ctx context.Context, timeout time.Duration) error
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("router did not catch up within %v", timeout)
+}
+
+func (s *stage) routedAll(ctx context.Context, topic string) bool {
+	ends, err := s.adm.ListEndOffsets(ctx, topic)
+	if err != nil || ends.Error() != nil {
+		return false
+	}
+	committed, err := s.adm.FetchOffsets(ctx, s.kcfg.Prefix+"-router")
+	if err != nil {
+		return false
+	}
+	all := true
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Offset == 0 {
+			return
+		}
+		c, ok := committed.Lookup(topic, e.Partition)
+		if !ok || c.Err != nil || c.At < e.Offset {
+			all = false
+		}
+	})
+	return all
 }
 
 // blackHole accepts connections and never answers.

@@ -52,6 +52,14 @@ type Config struct {
 	// MaxInFlightPerPartition bounds concurrent jobs per partition
 	// (default 16).
 	MaxInFlightPerPartition int
+	// MaxInFlight bounds deliveries in flight across all partitions
+	// (default 1024): memory stays flat with thousands of endpoints. A
+	// delivery counts for at most InFlightLease, so hanging attempts do not
+	// use up the bound.
+	MaxInFlight int
+	// InFlightLease is how long one delivery counts against MaxInFlight at
+	// most (default 2s).
+	InFlightLease time.Duration
 	// MaxInFlightPerEndpoint bounds concurrent POSTs to one endpoint across
 	// its topic and the retry tiers (default 64); an endpoint's own
 	// max_in_flight overrides it.
@@ -120,6 +128,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInFlightPerPartition <= 0 {
 		c.MaxInFlightPerPartition = 16
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 1024
+	}
+	if c.InFlightLease <= 0 {
+		c.InFlightLease = 2 * time.Second
 	}
 	if c.MaxInFlightPerEndpoint <= 0 {
 		c.MaxInFlightPerEndpoint = 64
@@ -202,6 +216,7 @@ type Deliverer struct {
 
 	jobs    jobCount // started jobs not yet finished
 	workers *workers // goroutines that run the jobs
+	budget  *budget  // bounds deliveries in flight across partitions
 
 	queued   atomic.Int64 // fetched jobs not started, all partitions
 	nparts   atomic.Int64 // assigned partitions
@@ -236,6 +251,7 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, er
 		m:          newMetrics(cfg.Registerer),
 		parts:      map[topicPartition]*partition{},
 		workers:    newWorkers(30 * time.Second),
+		budget:     newBudget(cfg.MaxInFlight, cfg.InFlightLease),
 		tiers:      cfg.Schedule.tiers(),
 		tierTopics: map[string]time.Duration{},
 	}

@@ -111,7 +111,7 @@ func (p *partition) pumpLocked() {
 			jep, jok = p.d.reg.Get(j.endpointID)
 		}
 		if !jok || jep.Status == registry.StatusDeleted {
-			p.startLocked(i, j, nil, nil, actDrop)
+			p.startLocked(i, j, nil, nil, actDrop, nil)
 			continue
 		}
 		if ordered {
@@ -123,11 +123,14 @@ func (p *partition) pumpLocked() {
 				continue
 			}
 		}
+		if !p.d.budget.available(p) {
+			break // pumped again when a slot comes free
+		}
 		es := p.d.endpoint(j.endpointID)
 		done, why, at := es.admit(jep, now)
 		if why != admitted {
 			if p.mixed() && (why == refusedBreaker || why == refusedDisabled) {
-				p.startLocked(i, j, es, nil, actRepark)
+				p.startLocked(i, j, es, nil, actRepark, nil)
 				continue
 			}
 			es.wait(p)
@@ -142,7 +145,7 @@ func (p *partition) pumpLocked() {
 		if ordered {
 			p.keys[j.key]++
 		}
-		p.startLocked(i, j, es, done, actDeliver)
+		p.startLocked(i, j, es, done, actDeliver, p.d.budget.take())
 	}
 	for p.head < len(p.queue) && p.queue[p.head] == nil {
 		p.head++
@@ -171,7 +174,9 @@ func (p *partition) pumpLocked() {
 	}
 }
 
-func (p *partition) startLocked(i int, j *job, es *endpointState, done func(error), act action) {
+// startLocked runs job i; sl is its slot of the deliverer's in-flight
+// budget (nil for jobs that send nothing).
+func (p *partition) startLocked(i int, j *job, es *endpointState, done func(error), act action, sl *slot) {
 	p.queue[i] = nil
 	p.waiting--
 	p.d.queued.Add(-1)
@@ -179,7 +184,7 @@ func (p *partition) startLocked(i int, j *job, es *endpointState, done func(erro
 	p.d.jobs.add(1)
 	p.d.m.queued.Dec()
 	p.d.m.inflight.Inc()
-	p.d.workers.do(func() { p.run(j, es, done, act) })
+	p.d.workers.do(func() { p.run(j, es, done, act, sl) })
 }
 
 // wake schedules a pump at t unless one is scheduled no later.
@@ -204,8 +209,11 @@ func (p *partition) wake(t time.Time) {
 	}()
 }
 
-func (p *partition) run(j *job, es *endpointState, done func(error), act action) {
+func (p *partition) run(j *job, es *endpointState, done func(error), act action, sl *slot) {
 	settled := p.d.process(p, j, es, done, act)
+	if sl != nil {
+		sl.release()
+	}
 	p.mu.Lock()
 	p.inflight--
 	if n, ok := p.keys[j.key]; ok && act == actDeliver && !p.mixed() {

@@ -251,7 +251,7 @@ func TestDelivererFlagsConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(cfg.Schedule, deliverer.DefaultSchedule) || cfg.Jitter != 0.2 || cfg.MaxInFlightPerPartition != 16 ||
-		cfg.MaxInFlightPerEndpoint != 64 || cfg.AttemptTimeout != 15*time.Second || cfg.BreakerFailures != 5 ||
+		cfg.MaxInFlight != 1024 || cfg.InFlightLease != 2*time.Second || cfg.MaxInFlightPerEndpoint != 64 || cfg.AttemptTimeout != 15*time.Second || cfg.BreakerFailures != 5 ||
 		cfg.RetryClientErrors || cfg.AllowPrivateTargets {
 		t.Errorf("default flags: %+v", cfg)
 	}
@@ -260,12 +260,13 @@ func TestDelivererFlagsConfig(t *testing.T) {
 	}
 
 	cfg, err = delivererConfig(t, "--retry-schedule", "1s, 1m", "--retry-jitter", "0", "--retry-client-errors", "--allow-private-targets",
-		"--max-inflight-per-endpoint", "3", "--breaker-open-timeout", "1m")
+		"--max-inflight-per-endpoint", "3", "--breaker-open-timeout", "1m", "--max-inflight", "50", "--inflight-lease", "500ms")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(cfg.Schedule, deliverer.Schedule{time.Second, time.Minute}) || cfg.Jitter != -1 || !cfg.RetryClientErrors ||
-		!cfg.AllowPrivateTargets || cfg.MaxInFlightPerEndpoint != 3 || cfg.BreakerOpenTimeout != time.Minute {
+		!cfg.AllowPrivateTargets || cfg.MaxInFlightPerEndpoint != 3 || cfg.BreakerOpenTimeout != time.Minute ||
+		cfg.MaxInFlight != 50 || cfg.InFlightLease != 500*time.Millisecond {
 		t.Errorf("explicit flags: %+v (--retry-jitter 0 must mean no jitter: -1)", cfg)
 	}
 
@@ -279,6 +280,9 @@ func TestDelivererFlagsConfig(t *testing.T) {
 		{[]string{"--retry-jitter", "2"}, "--retry-jitter must be in [0, 1), got 2"},
 		{[]string{"--retry-jitter", "1"}, "--retry-jitter"},
 		{[]string{"--retry-jitter", "-0.1"}, "--retry-jitter"},
+		{[]string{"--max-inflight", "0"}, "--max-inflight must be 1.."},
+		{[]string{"--inflight-lease", "0s"}, "--inflight-lease must be positive"},
+		{[]string{"--attempt-timeout", "-1s"}, "--attempt-timeout must be positive"},
 	} {
 		if _, err := delivererConfig(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("deliverer %s: config error %v, want one about %q", strings.Join(tc.args, " "), err, tc.want)

@@ -245,16 +245,18 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 }
 
 type delivererFlags struct {
-	inflight, inflightEndpoint, queued, queuedTotal, breakerFailures, retryPartitions int
-	attemptTimeout, commitInterval, shutdownTTL                                       time.Duration
-	breakerOpen, autoDisable                                                          time.Duration
-	schedule                                                                          string
-	jitter                                                                            float64
-	retry4xx, allowPrivate                                                            bool
+	inflight, inflightTotal, inflightEndpoint, queued, queuedTotal, breakerFailures, retryPartitions int
+	attemptTimeout, commitInterval, shutdownTTL, inflightLease                                       time.Duration
+	breakerOpen, autoDisable                                                                         time.Duration
+	schedule                                                                                         string
+	jitter                                                                                           float64
+	retry4xx, allowPrivate                                                                           bool
 }
 
 func (d *delivererFlags) register(f *flags) {
 	f.integer(&d.inflight, "max-inflight-per-partition", 16, "concurrent jobs per partition")
+	f.integer(&d.inflightTotal, "max-inflight", 1024, "deliveries in flight across all partitions of this process (bounds memory with thousands of endpoints)")
+	f.duration(&d.inflightLease, "inflight-lease", 2*time.Second, "how long one delivery counts against --max-inflight at most, so hanging endpoints cannot use it up")
 	f.integer(&d.inflightEndpoint, "max-inflight-per-endpoint", 64, "concurrent POSTs per endpoint (an endpoint's own max_in_flight overrides it)")
 	f.integer(&d.queued, "max-queued-per-partition", 64, "fetched records a partition holds before its fetching pauses")
 	f.integer(&d.queuedTotal, "max-queued", 16384, "fetched records the deliverer holds across all partitions; past it each partition keeps only an equal share (bounds memory)")
@@ -279,10 +281,17 @@ func (d *delivererFlags) validate() error {
 	if d.jitter < 0 || d.jitter >= 1 {
 		return fmt.Errorf("--retry-jitter must be in [0, 1), got %v", d.jitter)
 	}
-	for name, v := range map[string]int{"--retry-partitions": d.retryPartitions, "--max-inflight-per-partition": d.inflight,
+	for name, v := range map[string]int{"--retry-partitions": d.retryPartitions, "--max-inflight-per-partition": d.inflight, "--max-inflight": d.inflightTotal,
 		"--max-inflight-per-endpoint": d.inflightEndpoint, "--max-queued-per-partition": d.queued, "--max-queued": d.queuedTotal, "--breaker-failures": d.breakerFailures} {
 		if v < 1 || v > math.MaxInt32 {
 			return fmt.Errorf("%s must be 1..%d, got %d", name, math.MaxInt32, v)
+		}
+	}
+	for name, v := range map[string]time.Duration{"--attempt-timeout": d.attemptTimeout, "--inflight-lease": d.inflightLease,
+		"--commit-interval": d.commitInterval, "--shutdown-timeout": d.shutdownTTL, "--breaker-open-timeout": d.breakerOpen,
+		"--auto-disable-after": d.autoDisable} {
+		if v <= 0 {
+			return fmt.Errorf("%s must be positive, got %v", name, v)
 		}
 	}
 	return nil
@@ -301,7 +310,7 @@ func (d *delivererFlags) config(kcfg kafka.Config, log *slog.Logger, reg prometh
 		jitter = -1 // explicit: no jitter
 	}
 	return deliverer.Config{
-		Kafka: kcfg, MaxInFlightPerPartition: d.inflight, MaxInFlightPerEndpoint: d.inflightEndpoint,
+		Kafka: kcfg, MaxInFlightPerPartition: d.inflight, MaxInFlight: d.inflightTotal, InFlightLease: d.inflightLease, MaxInFlightPerEndpoint: d.inflightEndpoint,
 		MaxQueuedPerPartition: d.queued, MaxQueued: d.queuedTotal, AttemptTimeout: d.attemptTimeout,
 		Schedule: sched, Jitter: jitter, RetryClientErrors: d.retry4xx, RetryPartitions: int32(d.retryPartitions),
 		BreakerFailures: d.breakerFailures, BreakerOpenTimeout: d.breakerOpen, AutoDisableAfter: d.autoDisable,

@@ -153,11 +153,15 @@ func run(ctx context.Context, o options) error {
 	}
 	printTable(os.Stdout, res)
 	if o.out != "" {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(repo, o.out)), 0o755); err != nil {
+		out := o.out
+		if !filepath.IsAbs(out) {
+			out = filepath.Join(repo, out) // relative to the repository
+		}
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return err
 		}
 		b, _ := json.MarshalIndent(res, "", "  ")
-		if err := os.WriteFile(filepath.Join(repo, o.out), append(b, '\n'), 0o644); err != nil {
+		if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "hsbench: results written to %s\n", o.out)

@@ -109,7 +109,13 @@ type Config struct {
 	// private and link-local addresses (tests, a dev stack, or endpoints
 	// deliberately inside the network). Off by default.
 	AllowPrivateTargets bool
-	// Sender posts deliveries (default NewHTTPSender).
+	// HTTPClient picks the default Sender: "fasthttp" (the default:
+	// NewFastSender, HTTP/1.1, about half the CPU per delivery) or
+	// "net/http" (NewHTTPSender: HTTP/2 where the endpoint offers it, and,
+	// with AllowPrivateTargets, an egress proxy from HTTPS_PROXY). Ignored
+	// when Sender is set.
+	HTTPClient string
+	// Sender posts deliveries (default: per HTTPClient).
 	Sender Sender
 	// Clock stamps webhook-timestamp and times retries (default wall clock).
 	Clock clock.Clock
@@ -181,7 +187,11 @@ func (c *Config) setDefaults() {
 		// Idle keep-alive connections per host: several endpoints often
 		// share a host, so allow well above one endpoint's in-flight cap;
 		// idle ones close after 90 s.
-		c.Sender = NewHTTPSender(max(1024, 4*c.MaxInFlightPerEndpoint), c.AllowPrivateTargets)
+		if c.HTTPClient == HTTPClientNetHTTP {
+			c.Sender = NewHTTPSender(max(1024, 4*c.MaxInFlightPerEndpoint), c.AllowPrivateTargets)
+		} else {
+			c.Sender = NewFastSender(max(1024, 4*c.MaxInFlightPerEndpoint), c.AllowPrivateTargets)
+		}
 	}
 	if c.Clock == nil {
 		c.Clock = clock.Real{}
@@ -230,6 +240,12 @@ type Deliverer struct {
 	shardNext  atomic.Uint32
 }
 
+// The HTTP clients Config.HTTPClient names.
+const (
+	HTTPClientFast    = "fasthttp"
+	HTTPClientNetHTTP = "net/http"
+)
+
 type topicPartition struct {
 	topic     string
 	partition int32
@@ -239,6 +255,9 @@ type topicPartition struct {
 func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, error) {
 	if err := cfg.Kafka.Validate(); err != nil {
 		return nil, fmt.Errorf("deliverer: %w", err)
+	}
+	if cfg.HTTPClient != "" && cfg.HTTPClient != HTTPClientFast && cfg.HTTPClient != HTTPClientNetHTTP {
+		return nil, fmt.Errorf("deliverer: unknown HTTP client %q (%s or %s)", cfg.HTTPClient, HTTPClientFast, HTTPClientNetHTTP)
 	}
 	cfg.setDefaults()
 	for i, s := range cfg.Schedule {

@@ -37,4 +37,12 @@ func TestSenderRefusesPrivateTargets(t *testing.T) {
 	if res.Err != nil || res.Status != 204 {
 		t.Fatalf("with private targets allowed: %+v", res)
 	}
+	res = NewFastSender(1, false).Send(ctx, &Request{URL: srv.URL, Header: http.Header{}, Body: []byte("{}")})
+	if !errors.Is(res.Err, ErrPrivateTarget) {
+		t.Fatalf("fasthttp delivery to %s: %+v, want ErrPrivateTarget", srv.URL, res)
+	}
+	res = NewFastSender(1, true).Send(ctx, &Request{URL: srv.URL, Header: http.Header{}, Body: []byte("{}")})
+	if res.Err != nil || res.Status != 204 {
+		t.Fatalf("fasthttp with private targets allowed: %+v", res)
+	}
 }

@@ -65,23 +65,7 @@ func NewHTTPSender(maxConnsPerHost int, allowPrivate bool) *HTTPSender {
 	if maxConnsPerHost <= 0 {
 		maxConnsPerHost = 64
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	if !allowPrivate {
-		dialer.Control = func(_, address string, _ syscall.RawConn) error {
-			host, _, err := net.SplitHostPort(address)
-			if err != nil {
-				return err
-			}
-			ip, err := netip.ParseAddr(host)
-			if err != nil {
-				return err
-			}
-			if !publicAddr(ip) {
-				return fmt.Errorf("%w: %s", ErrPrivateTarget, ip)
-			}
-			return nil
-		}
-	}
+	dialer := newDialer(allowPrivate)
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
@@ -181,4 +165,27 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
+}
+
+// newDialer returns the dialer both senders use: unless allowPrivate, it
+// refuses non-public addresses after resolution.
+func newDialer(allowPrivate bool) *net.Dialer {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if !allowPrivate {
+		dialer.Control = func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil {
+				return err
+			}
+			if !publicAddr(ip) {
+				return fmt.Errorf("%w: %s", ErrPrivateTarget, ip)
+			}
+			return nil
+		}
+	}
+	return dialer
 }

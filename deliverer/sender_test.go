@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,7 +16,25 @@ import (
 // httptest servers listen on 127.0.0.1: these senders allow private targets
 // (private_test.go covers the refusal).
 
-func TestHTTPSenderPosts(t *testing.T) {
+// senders are the two production Senders, each test runs on both; max caps
+// the response snippet (0 = the default).
+var senders = []struct {
+	name string
+	make func(maxBody int) Sender
+}{
+	{"net/http", func(maxBody int) Sender { s := NewHTTPSender(4, true); s.MaxResponseBody = maxBody; return s }},
+	{"fasthttp", func(maxBody int) Sender { s := NewFastSender(4, true); s.MaxResponseBody = maxBody; return s }},
+}
+
+func eachSender(t *testing.T, f func(t *testing.T, newSender func(maxBody int) Sender)) {
+	for _, s := range senders {
+		t.Run(s.name, func(t *testing.T) { f(t, s.make) })
+	}
+}
+
+func TestSenderPosts(t *testing.T) { eachSender(t, testSenderPosts) }
+
+func testSenderPosts(t *testing.T, newSender func(int) Sender) {
 	type seen struct {
 		method, path, body, sig, ct string
 	}
@@ -27,7 +46,7 @@ func TestHTTPSenderPosts(t *testing.T) {
 		_, _ = io.WriteString(w, "thanks")
 	}))
 	defer srv.Close()
-	s := NewHTTPSender(4, true)
+	s := newSender(0)
 	h := http.Header{}
 	h.Set(HeaderSignature, "v1,abc")
 	h.Set("Content-Type", "application/json")
@@ -40,7 +59,9 @@ func TestHTTPSenderPosts(t *testing.T) {
 	}
 }
 
-func TestHTTPSenderDoesNotFollowRedirects(t *testing.T) {
+func TestSenderDoesNotFollowRedirects(t *testing.T) { eachSender(t, testSenderDoesNotFollowRedirects) }
+
+func testSenderDoesNotFollowRedirects(t *testing.T, newSender func(int) Sender) {
 	var followed atomic.Int32
 	mux := http.NewServeMux()
 	mux.HandleFunc("/hooks", func(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +70,7 @@ func TestHTTPSenderDoesNotFollowRedirects(t *testing.T) {
 	mux.HandleFunc("/elsewhere", func(w http.ResponseWriter, r *http.Request) { followed.Add(1) })
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	for _, sender := range []*HTTPSender{NewHTTPSender(0, true), {Client: NewHTTPSender(1, true).Client, MaxResponseBody: 8}} {
+	for _, sender := range []Sender{newSender(0), newSender(8)} {
 		res := sender.Send(t.Context(), &Request{URL: srv.URL + "/hooks", Header: http.Header{}, Body: []byte("{}")})
 		if res.Err != nil || res.Status != http.StatusTemporaryRedirect {
 			t.Errorf("Send to a redirect = %+v, want the 307 itself", res)
@@ -63,7 +84,9 @@ func TestHTTPSenderDoesNotFollowRedirects(t *testing.T) {
 	}
 }
 
-func TestHTTPSenderCapsResponseBody(t *testing.T) {
+func TestSenderCapsResponseBody(t *testing.T) { eachSender(t, testSenderCapsResponseBody) }
+
+func testSenderCapsResponseBody(t *testing.T, newSender func(int) Sender) {
 	big := strings.Repeat("0123456789", 1000) // 10 000 bytes
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
@@ -77,8 +100,7 @@ func TestHTTPSenderCapsResponseBody(t *testing.T) {
 		{10, 10},
 		{20000, len(big)},
 	} {
-		s := NewHTTPSender(2, true)
-		s.MaxResponseBody = tc.max
+		s := newSender(tc.max)
 		res := s.Send(t.Context(), &Request{URL: srv.URL, Header: http.Header{}})
 		if res.Err != nil || res.Status != 500 || len(res.Body) != tc.want || string(res.Body) != big[:tc.want] {
 			t.Errorf("MaxResponseBody %d: status %d, %d body bytes (err %v), want %d", tc.max, res.Status, len(res.Body), res.Err, tc.want)
@@ -86,7 +108,9 @@ func TestHTTPSenderCapsResponseBody(t *testing.T) {
 	}
 }
 
-func TestHTTPSenderRetryAfter(t *testing.T) {
+func TestSenderRetryAfter(t *testing.T) { eachSender(t, testSenderRetryAfter) }
+
+func testSenderRetryAfter(t *testing.T, newSender func(int) Sender) {
 	var header atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if v := header.Load().(string); v != "" {
@@ -95,7 +119,7 @@ func TestHTTPSenderRetryAfter(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	}))
 	defer srv.Close()
-	s := NewHTTPSender(2, true)
+	s := newSender(0)
 	for _, tc := range []struct {
 		header   string
 		min, max time.Duration
@@ -113,7 +137,9 @@ func TestHTTPSenderRetryAfter(t *testing.T) {
 	}
 }
 
-func TestHTTPSenderHonoursContext(t *testing.T) {
+func TestSenderHonoursContext(t *testing.T) { eachSender(t, testSenderHonoursContext) }
+
+func testSenderHonoursContext(t *testing.T, newSender func(int) Sender) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select { // hang until the client gives up or the test ends
@@ -126,7 +152,7 @@ func TestHTTPSenderHonoursContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	res := NewHTTPSender(2, true).Send(ctx, &Request{URL: srv.URL, Header: http.Header{}, Body: []byte("{}")})
+	res := newSender(0).Send(ctx, &Request{URL: srv.URL, Header: http.Header{}, Body: []byte("{}")})
 	if res.Err == nil || res.Status != 0 {
 		t.Fatalf("Send past its deadline = %+v, want an error", res)
 	}
@@ -143,13 +169,15 @@ func TestHTTPSenderHonoursContext(t *testing.T) {
 	// A context already cancelled: no request at all.
 	done, cancel2 := context.WithCancel(t.Context())
 	cancel2()
-	if res := NewHTTPSender(2, true).Send(done, &Request{URL: srv.URL, Header: http.Header{}}); !errors.Is(res.Err, context.Canceled) {
+	if res := newSender(0).Send(done, &Request{URL: srv.URL, Header: http.Header{}}); !errors.Is(res.Err, context.Canceled) {
 		t.Errorf("Send with a cancelled context = %+v", res)
 	}
 }
 
-func TestHTTPSenderTransportErrors(t *testing.T) {
-	s := NewHTTPSender(2, true)
+func TestSenderTransportErrors(t *testing.T) { eachSender(t, testSenderTransportErrors) }
+
+func testSenderTransportErrors(t *testing.T, newSender func(int) Sender) {
+	s := newSender(0)
 	for _, url := range []string{
 		"http://127.0.0.1:1/", // nothing listens on port 1
 		"://no-scheme",
@@ -159,5 +187,62 @@ func TestHTTPSenderTransportErrors(t *testing.T) {
 		if res.Err == nil || res.Status != 0 || classify(res) != retryable {
 			t.Errorf("Send(%q) = %+v, want a transport error", url, res)
 		}
+	}
+}
+
+func TestSenderKeepsConnectionsAlive(t *testing.T) { eachSender(t, testSenderKeepsConnectionsAlive) }
+
+func testSenderKeepsConnectionsAlive(t *testing.T, newSender func(int) Sender) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, strings.Repeat("x", 5000)) // more than the snippet: drained
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	s := newSender(0)
+	for i := range 5 {
+		if res := s.Send(t.Context(), &Request{URL: srv.URL, Header: http.Header{}, Body: []byte("{}")}); res.Err != nil || res.Status != 200 {
+			t.Fatalf("request %d: %+v", i, res)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("5 sequential requests opened %d connections, want 1 (keep-alive)", n)
+	}
+}
+
+// A cancellation (the deliverer's shutdown deadline) ends an attempt that
+// is already waiting for its answer, long before its own deadline.
+func TestSenderCancelInterruptsAttempt(t *testing.T) { eachSender(t, testSenderCancelInterruptsAttempt) }
+
+func testSenderCancelInterruptsAttempt(t *testing.T, newSender func(int) Sender) {
+	arrived := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	start := time.Now()
+	res := newSender(0).Send(ctx, &Request{URL: srv.URL, Header: http.Header{}, Body: []byte("{}")})
+	if !errors.Is(res.Err, context.Canceled) || res.Status != 0 {
+		t.Fatalf("Send cancelled while waiting = %+v, want an error wrapping context.Canceled", res)
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("Send returned %v after the cancellation", el)
 	}
 }

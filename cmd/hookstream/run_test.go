@@ -251,7 +251,7 @@ func TestDelivererFlagsConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(cfg.Schedule, deliverer.DefaultSchedule) || cfg.Jitter != 0.2 || cfg.MaxInFlightPerPartition != 16 ||
-		cfg.MaxInFlight != 1024 || cfg.InFlightLease != 2*time.Second || cfg.MaxInFlightPerEndpoint != 64 || cfg.AttemptTimeout != 15*time.Second || cfg.BreakerFailures != 5 ||
+		cfg.MaxInFlight != 1024 || cfg.InFlightLease != 2*time.Second || cfg.MaxInFlightPerEndpoint != 64 || cfg.HTTPClient != "fasthttp" || cfg.AttemptTimeout != 15*time.Second || cfg.BreakerFailures != 5 ||
 		cfg.RetryClientErrors || cfg.AllowPrivateTargets {
 		t.Errorf("default flags: %+v", cfg)
 	}
@@ -260,13 +260,13 @@ func TestDelivererFlagsConfig(t *testing.T) {
 	}
 
 	cfg, err = delivererConfig(t, "--retry-schedule", "1s, 1m", "--retry-jitter", "0", "--retry-client-errors", "--allow-private-targets",
-		"--max-inflight-per-endpoint", "3", "--breaker-open-timeout", "1m", "--max-inflight", "50", "--inflight-lease", "500ms")
+		"--max-inflight-per-endpoint", "3", "--breaker-open-timeout", "1m", "--max-inflight", "50", "--inflight-lease", "500ms", "--http-client", "net/http")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(cfg.Schedule, deliverer.Schedule{time.Second, time.Minute}) || cfg.Jitter != -1 || !cfg.RetryClientErrors ||
 		!cfg.AllowPrivateTargets || cfg.MaxInFlightPerEndpoint != 3 || cfg.BreakerOpenTimeout != time.Minute ||
-		cfg.MaxInFlight != 50 || cfg.InFlightLease != 500*time.Millisecond {
+		cfg.MaxInFlight != 50 || cfg.InFlightLease != 500*time.Millisecond || cfg.HTTPClient != "net/http" {
 		t.Errorf("explicit flags: %+v (--retry-jitter 0 must mean no jitter: -1)", cfg)
 	}
 
@@ -281,6 +281,7 @@ func TestDelivererFlagsConfig(t *testing.T) {
 		{[]string{"--retry-jitter", "1"}, "--retry-jitter"},
 		{[]string{"--retry-jitter", "-0.1"}, "--retry-jitter"},
 		{[]string{"--max-inflight", "0"}, "--max-inflight must be 1.."},
+		{[]string{"--http-client", "curl"}, "--http-client must be fasthttp or net/http"},
 		{[]string{"--inflight-lease", "0s"}, "--inflight-lease must be positive"},
 		{[]string{"--attempt-timeout", "-1s"}, "--attempt-timeout must be positive"},
 	} {

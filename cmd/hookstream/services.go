@@ -248,7 +248,7 @@ type delivererFlags struct {
 	inflight, inflightTotal, inflightEndpoint, queued, queuedTotal, breakerFailures, retryPartitions int
 	attemptTimeout, commitInterval, shutdownTTL, inflightLease                                       time.Duration
 	breakerOpen, autoDisable                                                                         time.Duration
-	schedule                                                                                         string
+	schedule, httpClient                                                                             string
 	jitter                                                                                           float64
 	retry4xx, allowPrivate                                                                           bool
 }
@@ -268,6 +268,7 @@ func (d *delivererFlags) register(f *flags) {
 	f.integer(&d.breakerFailures, "breaker-failures", 5, "consecutive failed attempts that open an endpoint's circuit breaker")
 	f.duration(&d.breakerOpen, "breaker-open-timeout", 30*time.Second, "how long a breaker stays open before one probe goes through")
 	f.duration(&d.autoDisable, "auto-disable-after", 5*24*time.Hour, "disable an endpoint that has failed continuously this long")
+	f.str(&d.httpClient, "http-client", deliverer.HTTPClientFast, "HTTP client for deliveries: fasthttp (HTTP/1.1, least CPU) or net/http (HTTP/2 where offered; honours HTTPS_PROXY with --allow-private-targets)")
 	f.boolean(&d.allowPrivate, "allow-private-targets", false, "allow endpoint URLs that resolve to loopback, private or link-local addresses (refused by default: customers choose the URLs)")
 	f.duration(&d.commitInterval, "commit-interval", time.Second, "how often settled offsets are committed")
 	f.duration(&d.shutdownTTL, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight attempts")
@@ -277,6 +278,9 @@ func (d *delivererFlags) register(f *flags) {
 func (d *delivererFlags) validate() error {
 	if _, err := deliverer.ParseSchedule(d.schedule); err != nil {
 		return fmt.Errorf("--retry-schedule: %w", err)
+	}
+	if d.httpClient != deliverer.HTTPClientFast && d.httpClient != deliverer.HTTPClientNetHTTP {
+		return fmt.Errorf("--http-client must be %s or %s, got %q", deliverer.HTTPClientFast, deliverer.HTTPClientNetHTTP, d.httpClient)
 	}
 	if d.jitter < 0 || d.jitter >= 1 {
 		return fmt.Errorf("--retry-jitter must be in [0, 1), got %v", d.jitter)
@@ -315,8 +319,8 @@ func (d *delivererFlags) config(kcfg kafka.Config, log *slog.Logger, reg prometh
 		Schedule: sched, Jitter: jitter, RetryClientErrors: d.retry4xx, RetryPartitions: int32(d.retryPartitions),
 		BreakerFailures: d.breakerFailures, BreakerOpenTimeout: d.breakerOpen, AutoDisableAfter: d.autoDisable,
 		CommitInterval: d.commitInterval, ShutdownTimeout: d.shutdownTTL,
-		AllowPrivateTargets: d.allowPrivate,
-		Logger:              log, Registerer: reg,
+		AllowPrivateTargets: d.allowPrivate, HTTPClient: d.httpClient,
+		Logger: log, Registerer: reg,
 	}, nil
 }
 

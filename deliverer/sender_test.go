@@ -218,7 +218,9 @@ func testSenderKeepsConnectionsAlive(t *testing.T, newSender func(int) Sender) {
 
 // A cancellation (the deliverer's shutdown deadline) ends an attempt that
 // is already waiting for its answer, long before its own deadline.
-func TestSenderCancelInterruptsAttempt(t *testing.T) { eachSender(t, testSenderCancelInterruptsAttempt) }
+func TestSenderCancelInterruptsAttempt(t *testing.T) {
+	eachSender(t, testSenderCancelInterruptsAttempt)
+}
 
 func testSenderCancelInterruptsAttempt(t *testing.T, newSender func(int) Sender) {
 	arrived := make(chan struct{}, 1)

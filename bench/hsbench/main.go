@@ -13,8 +13,10 @@
 //   - latency at half that rate: events published at a steady 50 % of the
 //     measured maximum; p50/p95/p99 from the event's occurred_at to the
 //     receiver;
-//   - the physical baseline: a plain Go HTTP client posting the same signed
-//     1 KB bodies to the same receivers with the same concurrency, no Kafka;
+//   - the physical baseline: a plain Go HTTP client (net/http) posting the
+//     same signed 1 KB bodies to the same receivers with the same
+//     concurrency, no Kafka; and the same loop on the deliverer's own HTTP
+//     client (fasthttp), to show what the pipeline around it costs;
 //   - scale: 10, 1,000 and 5,000 endpoints (one topic each): throughput,
 //     RSS, and how long a deliverer joining the group takes to deliver;
 //   - isolation: 20 healthy endpoints with and without a black-hole one.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/pkg/webhook"
 )
 
@@ -25,8 +26,11 @@ type BrokerResult struct {
 	HalfRate   *HalfRateResult   `json:"half_rate"`
 	Baseline   *BaselineResult   `json:"baseline"`
 	Ratio      float64           `json:"pipeline_over_baseline"`
-	Scale      []*ScaleResult    `json:"scale,omitempty"`
-	Isolation  *IsolationResult  `json:"isolation,omitempty"`
+	// The same loop on the deliverer's own HTTP client (fasthttp).
+	BaselineFast *BaselineResult  `json:"baseline_fasthttp"`
+	RatioFast    float64          `json:"pipeline_over_baseline_fasthttp"`
+	Scale        []*ScaleResult   `json:"scale,omitempty"`
+	Isolation    *IsolationResult `json:"isolation,omitempty"`
 }
 
 type ThroughputResult struct {
@@ -63,6 +67,7 @@ type HalfRateResult struct {
 }
 
 type BaselineResult struct {
+	Client      string  `json:"client"`
 	Concurrency int     `json:"concurrency"`
 	PerSecond   float64 `json:"requests_per_second"`
 	CPUPer1000  float64 `json:"cpu_seconds_per_1000"`
@@ -98,11 +103,17 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 	if res.Throughput, res.HalfRate, err = throughput(ctx, o, br, dir); err != nil {
 		return nil, fmt.Errorf("throughput: %w", err)
 	}
-	if res.Baseline, err = baseline(ctx, o, br, dir); err != nil {
+	if res.Baseline, err = baseline(ctx, o, br, dir, "net/http"); err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	if res.Baseline.PerSecond > 0 {
 		res.Ratio = res.Throughput.PerSecond / res.Baseline.PerSecond
+	}
+	if res.BaselineFast, err = baseline(ctx, o, br, dir, "fasthttp"); err != nil {
+		return nil, fmt.Errorf("baseline: %w", err)
+	}
+	if res.BaselineFast.PerSecond > 0 {
+		res.RatioFast = res.Throughput.PerSecond / res.BaselineFast.PerSecond
 	}
 	if !o.skipScale {
 		for _, n := range o.scale {
@@ -218,8 +229,11 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 }
 
 // baseline posts the same signed bodies to the same receivers with the
-// deliverer's concurrency, no Kafka: what the machine can do at all.
-func baseline(ctx context.Context, o options, br *broker, dir string) (*BaselineResult, error) {
+// deliverer's concurrency, no Kafka: what the machine can do at all. client
+// is "net/http" (a plain Go HTTP client, the issue's baseline) or
+// "fasthttp" (the deliverer's default Sender, so the ratio shows what the
+// pipeline around the same HTTP client costs).
+func baseline(ctx context.Context, o options, br *broker, dir, client string) (*BaselineResult, error) {
 	s, err := newStage(ctx, o, br, dir, "bl", min(o.endpoints, 50))
 	if err != nil {
 		return nil, err
@@ -239,7 +253,8 @@ func baseline(ctx context.Context, o options, br *broker, dir string) (*Baseline
 	body := []byte(fmt.Sprintf(`{"id":%q,"type":"resource.created","timestamp":%q,"tenant_id":"t0","data":%s,"previous_data":null}`,
 		env.ID, env.OccurredAt.Format("2006-01-02T15:04:05.000Z07:00"), dataJSON))
 	conc := o.endpoints * o.inflight
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxIdleConns: 0, IdleConnTimeout: 90 * time.Second}}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxIdleConns: 0, IdleConnTimeout: 90 * time.Second}}
+	fast := deliverer.NewFastSender(conc, true)
 	var n atomic.Int64
 	deadline := time.Now().Add(time.Duration(o.baseSeconds) * time.Second)
 	self0 := selfCPU()
@@ -258,10 +273,22 @@ func baseline(ctx context.Context, o options, br *broker, dir string) (*Baseline
 			defer wg.Done()
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				now := time.Now()
+				if client == "fasthttp" {
+					h := make(http.Header, 6)
+					h.Set("Content-Type", "application/json")
+					signer.SetHeaders(h, env.ID, now, body)
+					actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+					res := fast.Send(actx, &deliverer.Request{URL: url, Header: h, Body: body})
+					cancel()
+					if res.Err == nil && res.Status < 300 {
+						n.Add(1)
+					}
+					continue
+				}
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				signer.SetHeaders(req.Header, env.ID, now, body)
-				resp, err := client.Do(req)
+				resp, err := hc.Do(req)
 				if err != nil {
 					continue
 				}
@@ -275,11 +302,11 @@ func baseline(ctx context.Context, o options, br *broker, dir string) (*Baseline
 	}
 	wg.Wait()
 	el := time.Since(start).Seconds()
-	res := &BaselineResult{Concurrency: conc, PerSecond: float64(n.Load()) / el}
+	res := &BaselineResult{Client: client, Concurrency: conc, PerSecond: float64(n.Load()) / el}
 	if n.Load() > 0 {
 		res.CPUPer1000 = (selfCPU() - self0) / (float64(n.Load()) / 1000)
 	}
-	fmt.Fprintf(os.Stderr, "hsbench: %s: baseline %.0f requests/s\n", br.kind, res.PerSecond)
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %s baseline %.0f requests/s\n", br.kind, client, res.PerSecond)
 	return res, nil
 }
 
@@ -407,8 +434,11 @@ func printTable(w io.Writer, res *Results) {
 	}
 	row("", func(r *BrokerResult) string { return r.Broker })
 	row("delivered/s (100 endpoints, 1 KB)", func(r *BrokerResult) string { return fmt.Sprintf("%.0f", r.Throughput.PerSecond) })
-	row("bare signed-HTTP baseline/s", func(r *BrokerResult) string { return fmt.Sprintf("%.0f", r.Baseline.PerSecond) })
-	row("pipeline / baseline", func(r *BrokerResult) string { return fmt.Sprintf("%.0f %%", 100*r.Ratio) })
+	row("bare signed-HTTP baseline/s (net/http)", func(r *BrokerResult) string { return fmt.Sprintf("%.0f", r.Baseline.PerSecond) })
+	row("pipeline / baseline (net/http)", func(r *BrokerResult) string { return fmt.Sprintf("%.0f %%", 100*r.Ratio) })
+	row("bare baseline on fasthttp/s, pipeline / it", func(r *BrokerResult) string {
+		return fmt.Sprintf("%.0f, %.0f %%", r.BaselineFast.PerSecond, 100*r.RatioFast)
+	})
 	row("CPU s per 1,000 (all processes)", func(r *BrokerResult) string { return fmt.Sprintf("%.3f", r.Throughput.CPUPer1000) })
 	row("  router / deliverer / broker", func(r *BrokerResult) string {
 		t := r.Throughput

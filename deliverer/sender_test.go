@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -247,4 +248,25 @@ func testSenderCancelInterruptsAttempt(t *testing.T, newSender func(int) Sender)
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("Send returned %v after the cancellation", el)
 	}
+}
+
+// Retry-After comes from customer endpoints: any value yields a delay in
+// [0, maxRetryAfter], and delay-seconds within range are read exactly.
+func FuzzParseRetryAfter(f *testing.F) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, seed := range []string{"", "0", "7", "-1", "120", "99999999999999999999", "-99999999999999999999",
+		"Wed, 21 Oct 2026 07:28:00 GMT", now.Add(time.Hour).Format(http.TimeFormat), "garbage", " 5", "5 ", "+5", "1e3"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d := parseRetryAfter(v, now)
+		if d < 0 || d > maxRetryAfter {
+			t.Fatalf("parseRetryAfter(%q) = %v, outside [0, %v]", v, d, maxRetryAfter)
+		}
+		if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs >= 0 && secs <= int64(maxRetryAfter/time.Second) {
+			if d != time.Duration(secs)*time.Second {
+				t.Fatalf("parseRetryAfter(%q) = %v, want %ds", v, d, secs)
+			}
+		}
+	})
 }

@@ -17,8 +17,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/pkg/codec"
@@ -68,10 +70,7 @@ func Open(ctx context.Context, cfg kafka.Config, cat *codec.Catalog, opts ...Opt
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	ends, err := listEndOffsets(ctx, kadm.NewClient(cl), topic)
 	if err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("registry: reading end offsets of %s: %w", topic, err)
@@ -271,3 +270,29 @@ func byID(a, b *Endpoint) int { return strings.Compare(a.ID, b.ID) }
 
 // ErrNotFound is returned for an endpoint id the registry does not know.
 var ErrNotFound = errors.New("registry: endpoint not found")
+
+// endOffsetsPatience is how long Open keeps asking for the registry topic's
+// end offsets while brokers answer with a retriable error: right after the
+// topic is created, a broker of a multi-node cluster may not know it yet
+// (UNKNOWN_TOPIC_OR_PARTITION).
+const endOffsetsPatience = 15 * time.Second
+
+func listEndOffsets(ctx context.Context, adm *kadm.Client, topic string) (kadm.ListedOffsets, error) {
+	deadline := time.Now().Add(endOffsetsPatience)
+	backoff := 50 * time.Millisecond
+	for {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil || !kerr.IsRetriable(err) || time.Now().After(deadline) {
+			return ends, err
+		}
+		select {
+		case <-ctx.Done():
+			return ends, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}

@@ -186,7 +186,7 @@ func TestOpenMissingTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := kafka.Config{Brokers: c.Addrs, Prefix: "nothere"}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second) // Open waits for the topic until ctx ends
 	defer cancel()
 	r, err := Open(ctx, cfg, cat, WithLogger(slog.New(slog.DiscardHandler)))
 	if err == nil {
@@ -721,4 +721,32 @@ func TestRetryScheduleValidated(t *testing.T) {
 			t.Errorf("Create with retry_schedule_ms %v: Field %q", sched, f)
 		}
 	}
+}
+
+// Right after the registry topic is created, a broker may not know it yet
+// (UNKNOWN_TOPIC_OR_PARTITION on a multi-node cluster): Open waits for it
+// rather than failing.
+func TestOpenWaitsForATopicBeingCreated(t *testing.T) {
+	c := kafkatest.Start(t)
+	cat, err := codec.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := kafka.Config{Brokers: c.Addrs, Prefix: "late", ReplicationFactor: c.ReplicationFactor()}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ka := kadm.NewClient(c.Client(t, cfg.ClientOpts("test-admin")...))
+	created := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond) // Open is asking by then
+		created <- cfg.EnsureTopics(ctx, ka, cfg.CoreTopics()...)
+	}()
+	r, err := Open(ctx, cfg, cat, WithLogger(slog.New(slog.DiscardHandler)))
+	if cerr := <-created; cerr != nil {
+		t.Fatalf("creating the topics: %v", cerr)
+	}
+	if err != nil {
+		t.Fatalf("Open while the topic was being created: %v", err)
+	}
+	r.Close()
 }

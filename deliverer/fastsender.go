@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hookstream/hookstream/pkg/conns"
 )
 
 // FastSender is a Sender on fasthttp's client: HTTP/1.1 with keep-alive
@@ -24,7 +25,7 @@ import (
 // only when its shutdown deadline has passed, and then that is the point.
 type FastSender struct {
 	client *fasthttp.Client
-	conns  connSet
+	conns  conns.Set
 	// MaxResponseBody caps the response snippet kept in Result.Body
 	// (default 1 KiB). Up to 64 KiB more are drained so the connection can
 	// be reused; a longer body closes it.
@@ -39,7 +40,7 @@ func NewFastSender(maxConnsPerHost int, allowPrivate bool) *FastSender {
 		maxConnsPerHost = 64
 	}
 	dialer := newDialer(allowPrivate)
-	s := &FastSender{conns: connSet{m: map[*trackedConn]struct{}{}}}
+	s := &FastSender{}
 	s.client = &fasthttp.Client{
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			d := *dialer
@@ -48,7 +49,7 @@ func NewFastSender(maxConnsPerHost int, allowPrivate bool) *FastSender {
 			if err != nil {
 				return nil, err
 			}
-			return s.conns.add(c), nil
+			return s.conns.Track(c), nil
 		},
 		MaxConnsPerHost:           maxConnsPerHost,
 		MaxConnWaitTimeout:        time.Minute, // bounded by the request deadline
@@ -73,7 +74,7 @@ func (s *FastSender) Send(ctx context.Context, req *Request) Result {
 	}
 	stop := context.AfterFunc(ctx, func() {
 		if errors.Is(ctx.Err(), context.Canceled) {
-			s.conns.closeAll()
+			s.conns.CloseAll()
 		}
 	})
 	defer stop()
@@ -114,46 +115,4 @@ func (s *FastSender) Send(ctx context.Context, req *Request) Result {
 		res.RetryAfter = parseRetryAfter(string(ra), time.Now())
 	}
 	return res
-}
-
-// connSet tracks a sender's open connections, so that a cancellation can
-// close them.
-type connSet struct {
-	mu sync.Mutex
-	m  map[*trackedConn]struct{}
-}
-
-func (s *connSet) add(c net.Conn) net.Conn {
-	tc := &trackedConn{Conn: c, set: s}
-	s.mu.Lock()
-	s.m[tc] = struct{}{}
-	s.mu.Unlock()
-	return tc
-}
-
-func (s *connSet) closeAll() {
-	s.mu.Lock()
-	all := make([]*trackedConn, 0, len(s.m))
-	for c := range s.m {
-		all = append(all, c)
-	}
-	s.mu.Unlock()
-	for _, c := range all {
-		_ = c.Close()
-	}
-}
-
-type trackedConn struct {
-	net.Conn
-	set  *connSet
-	once sync.Once
-}
-
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.set.mu.Lock()
-		delete(c.set.m, c)
-		c.set.mu.Unlock()
-	})
-	return c.Conn.Close()
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/hookstream/hookstream/pkg/conns"
 )
 
 func startFake(tb testing.TB, cfg config) *Cluster {
@@ -65,7 +67,7 @@ func (t *connTracker) listen(network, address string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	tl := &trackedListener{Listener: ln, conns: make(map[net.Conn]struct{})}
+	tl := &trackedListener{Listener: ln}
 	t.mu.Lock()
 	t.byAddr[ln.Addr().String()] = tl
 	t.mu.Unlock()
@@ -84,8 +86,7 @@ func (t *connTracker) closeConns(addr string) {
 
 type trackedListener struct {
 	net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns conns.Set
 }
 
 func (l *trackedListener) Accept() (net.Conn, error) {
@@ -93,35 +94,10 @@ func (l *trackedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: conn, l: l}
-	l.mu.Lock()
-	l.conns[tc] = struct{}{}
-	l.mu.Unlock()
-	return tc, nil
+	return l.conns.Track(conn), nil
 }
 
 func (l *trackedListener) closeAll() {
 	l.Listener.Close()
-	l.mu.Lock()
-	conns := l.conns
-	l.conns = make(map[net.Conn]struct{})
-	l.mu.Unlock()
-	for c := range conns {
-		c.Close()
-	}
-}
-
-type trackedConn struct {
-	net.Conn
-	l    *trackedListener
-	once sync.Once
-}
-
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		delete(c.l.conns, c)
-		c.l.mu.Unlock()
-	})
-	return c.Conn.Close()
+	l.conns.CloseAll()
 }

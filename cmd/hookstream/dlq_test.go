@@ -158,7 +158,6 @@ func testDLQListAndRedrive(t *testing.T, e *opsEnv) {
 			t.Errorf("redrive output lacks %q:\n%s", want, out)
 		}
 	}
-	endA, endB := e.endOffsets(e.kcfg.Topics().Endpoint(a.ID)), e.endOffsets(e.kcfg.Topics().Endpoint(b.ID))
 	if got := len(e.readTopic(e.kcfg.Topics().Endpoint(a.ID))); got != 2 {
 		t.Errorf("endpoint topic of %s has %d records, want 2", a.ID, got)
 	}
@@ -166,13 +165,14 @@ func testDLQListAndRedrive(t *testing.T, e *opsEnv) {
 		t.Errorf("endpoint topic of %s: %d records, want l3's envelope", b.ID, len(got))
 	}
 
-	// A second redrive sends nothing new.
+	// A second redrive sends nothing new. (Records are counted, not end
+	// offsets: the first redrive's commit markers may still be landing.)
 	out = e.mustRun("dlq", "redrive")
 	if !strings.Contains(out, "redrove 0 dead letter(s)") || !strings.Contains(out, "already redriven (not sent again): 3") {
 		t.Errorf("second redrive:\n%s", out)
 	}
-	if a2, b2 := e.endOffsets(e.kcfg.Topics().Endpoint(a.ID)), e.endOffsets(e.kcfg.Topics().Endpoint(b.ID)); a2 != endA || b2 != endB {
-		t.Errorf("second redrive wrote to the endpoint topics: ends %d→%d, %d→%d", endA, a2, endB, b2)
+	if a2, b2 := len(e.readTopic(e.kcfg.Topics().Endpoint(a.ID))), len(e.readTopic(e.kcfg.Topics().Endpoint(b.ID))); a2 != 2 || b2 != 1 {
+		t.Errorf("second redrive wrote to the endpoint topics: %d and %d records, want 2 and 1", a2, b2)
 	}
 
 	// list marks what was redriven.

@@ -184,13 +184,14 @@ func (c *Config) setDefaults() {
 		c.ShutdownTimeout = 30 * time.Second
 	}
 	if c.Sender == nil {
-		// Idle keep-alive connections per host: several endpoints often
-		// share a host, so allow well above one endpoint's in-flight cap;
-		// idle ones close after 90 s.
+		// Connections per host (net/http: kept idle; fasthttp: open at
+		// all): several endpoints often share a host, so allow well above
+		// one endpoint's in-flight cap; idle ones close after 90 s.
+		perHost := max(1024, 4*c.MaxInFlightPerEndpoint)
 		if c.HTTPClient == HTTPClientNetHTTP {
-			c.Sender = NewHTTPSender(max(1024, 4*c.MaxInFlightPerEndpoint), c.AllowPrivateTargets)
+			c.Sender = NewHTTPSender(perHost, c.AllowPrivateTargets)
 		} else {
-			c.Sender = NewFastSender(max(1024, 4*c.MaxInFlightPerEndpoint), c.AllowPrivateTargets)
+			c.Sender = NewFastSender(perHost, c.AllowPrivateTargets)
 		}
 	}
 	if c.Clock == nil {
@@ -246,6 +247,15 @@ const (
 	HTTPClientNetHTTP = "net/http"
 )
 
+// CheckHTTPClient reports whether name is one of the HTTP clients
+// Config.HTTPClient accepts.
+func CheckHTTPClient(name string) error {
+	if name != HTTPClientFast && name != HTTPClientNetHTTP {
+		return fmt.Errorf("unknown HTTP client %q: want %s or %s", name, HTTPClientFast, HTTPClientNetHTTP)
+	}
+	return nil
+}
+
 type topicPartition struct {
 	topic     string
 	partition int32
@@ -256,8 +266,10 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, er
 	if err := cfg.Kafka.Validate(); err != nil {
 		return nil, fmt.Errorf("deliverer: %w", err)
 	}
-	if cfg.HTTPClient != "" && cfg.HTTPClient != HTTPClientFast && cfg.HTTPClient != HTTPClientNetHTTP {
-		return nil, fmt.Errorf("deliverer: unknown HTTP client %q (%s or %s)", cfg.HTTPClient, HTTPClientFast, HTTPClientNetHTTP)
+	if cfg.HTTPClient != "" {
+		if err := CheckHTTPClient(cfg.HTTPClient); err != nil {
+			return nil, fmt.Errorf("deliverer: %w", err)
+		}
 	}
 	cfg.setDefaults()
 	for i, s := range cfg.Schedule {

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/hookstream/hookstream/pkg/kafka"
 )
 
 func TestPublicAddr(t *testing.T) {
@@ -44,5 +46,14 @@ func TestSenderRefusesPrivateTargets(t *testing.T) {
 	res = NewFastSender(1, true).Send(ctx, &Request{URL: srv.URL, Header: http.Header{}, Body: []byte("{}")})
 	if res.Err != nil || res.Status != 204 {
 		t.Fatalf("fasthttp with private targets allowed: %+v", res)
+	}
+}
+
+func TestNewChecksHTTPClient(t *testing.T) {
+	for name, ok := range map[string]bool{"": true, HTTPClientFast: true, HTTPClientNetHTTP: true, "curl": false} {
+		_, err := New(Config{Kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}, HTTPClient: name}, nil, testCatalog(t))
+		if (err == nil) != ok {
+			t.Errorf("HTTPClient %q: New error %v, want ok=%v", name, err, ok)
+		}
 	}
 }

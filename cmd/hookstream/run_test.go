@@ -281,7 +281,7 @@ func TestDelivererFlagsConfig(t *testing.T) {
 		{[]string{"--retry-jitter", "1"}, "--retry-jitter"},
 		{[]string{"--retry-jitter", "-0.1"}, "--retry-jitter"},
 		{[]string{"--max-inflight", "0"}, "--max-inflight must be 1.."},
-		{[]string{"--http-client", "curl"}, "--http-client must be fasthttp or net/http"},
+		{[]string{"--http-client", "curl"}, `--http-client: unknown HTTP client "curl": want fasthttp or net/http`},
 		{[]string{"--inflight-lease", "0s"}, "--inflight-lease must be positive"},
 		{[]string{"--attempt-timeout", "-1s"}, "--attempt-timeout must be positive"},
 	} {

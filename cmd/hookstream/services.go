@@ -279,8 +279,8 @@ func (d *delivererFlags) validate() error {
 	if _, err := deliverer.ParseSchedule(d.schedule); err != nil {
 		return fmt.Errorf("--retry-schedule: %w", err)
 	}
-	if d.httpClient != deliverer.HTTPClientFast && d.httpClient != deliverer.HTTPClientNetHTTP {
-		return fmt.Errorf("--http-client must be %s or %s, got %q", deliverer.HTTPClientFast, deliverer.HTTPClientNetHTTP, d.httpClient)
+	if err := deliverer.CheckHTTPClient(d.httpClient); err != nil {
+		return fmt.Errorf("--http-client: %w", err)
 	}
 	if d.jitter < 0 || d.jitter >= 1 {
 		return fmt.Errorf("--retry-jitter must be in [0, 1), got %v", d.jitter)

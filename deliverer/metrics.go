@@ -11,6 +11,7 @@ type delivererMetrics struct {
 	attempts           *prometheus.CounterVec
 	attemptSeconds     prometheus.Histogram
 	endToEnd           prometheus.Histogram
+	fetchDelay         prometheus.Histogram
 	inflight           prometheus.Gauge
 	queued             prometheus.Gauge
 	partitions         prometheus.Gauge
@@ -40,6 +41,11 @@ func newMetrics(reg prometheus.Registerer) *delivererMetrics {
 			Name:    "hookstream_deliverer_end_to_end_seconds",
 			Help:    "From the event's occurred_at to its successful delivery.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 20),
+		})),
+		fetchDelay: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hookstream_deliverer_fetch_delay_seconds",
+			Help:    "From an endpoint-topic record's timestamp (the router wrote it) to the deliverer fetching it: the wait for the router's transaction to commit and for the fetch.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		})),
 		inflight: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hookstream_deliverer_inflight_requests",

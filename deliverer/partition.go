@@ -48,7 +48,11 @@ func (p *partition) enqueue(recs []*kgo.Record) {
 	if p.draining {
 		return
 	}
+	now := time.Now()
 	for _, r := range recs {
+		if p.tier == 0 {
+			p.d.m.fetchDelay.Observe(now.Sub(r.Timestamp).Seconds())
+		}
 		p.tr.Add(r.Offset, r.LeaderEpoch)
 		p.queue = append(p.queue, newJob(r, p.endpointID))
 	}

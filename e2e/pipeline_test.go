@@ -154,6 +154,18 @@ func testFanOut(t *testing.T, cluster *kafkatest.Cluster) {
 	if n := recv.badSig.Load(); n != 0 {
 		t.Fatalf("%d deliveries failed signature verification", n)
 	}
+	// The stage latencies count every record once: each event polled by the
+	// router, each endpoint-topic record fetched by the deliverer.
+	records := 0
+	for _, ids := range expect {
+		records += len(ids)
+	}
+	if got := gaugeValue(t, e, "hookstream_router_fetch_delay_seconds"); got != 1050 {
+		t.Errorf("router fetch delays observed = %v, want 1050 events", got)
+	}
+	if got := gaugeValue(t, e, "hookstream_deliverer_fetch_delay_seconds"); got != float64(records) {
+		t.Errorf("deliverer fetch delays observed = %v, want %d endpoint records", got, records)
+	}
 }
 
 func testRestart(t *testing.T, cluster *kafkatest.Cluster) {
@@ -320,7 +332,8 @@ func counterValue(t *testing.T, e *env, name, label, value string) float64 {
 	return v
 }
 
-// gaugeValue is the value of an unlabelled gauge, 0 if it is not there.
+// gaugeValue is the value of an unlabelled gauge (or a histogram's sample
+// count), 0 if it is not there.
 func gaugeValue(t *testing.T, e *env, name string) float64 {
 	t.Helper()
 	v, err := metrics.Sum(e.prom, name)

@@ -11,6 +11,7 @@ type routerMetrics struct {
 	fanout       prometheus.Counter
 	transactions *prometheus.CounterVec
 	batchSeconds prometheus.Histogram
+	fetchDelay   prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *routerMetrics {
@@ -31,6 +32,11 @@ func newMetrics(reg prometheus.Registerer) *routerMetrics {
 			Name:    "hookstream_router_batch_duration_seconds",
 			Help:    "Time to route one polled batch, from transaction begin to commit.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		})),
+		fetchDelay: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hookstream_router_fetch_delay_seconds",
+			Help:    "From an event record's timestamp (its producer's) to the router polling it.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		})),
 	}
 	for _, r := range []string{"routed", "unrouted", "quarantined"} {

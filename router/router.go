@@ -170,7 +170,9 @@ func (r *Router) Run(ctx context.Context) error {
 		var polled, routed, unrouted, quarantined, fanout int
 		routeAll := func(fs kgo.Fetches) {
 			polled += fs.NumRecords()
+			now := time.Now()
 			fs.EachRecord(func(rec *kgo.Record) {
+				r.m.fetchDelay.Observe(now.Sub(rec.Timestamp).Seconds())
 				n, qerr := r.route(ctx, sess, rec, &matches, promise)
 				switch {
 				case qerr != nil:

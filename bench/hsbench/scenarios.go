@@ -64,6 +64,9 @@ type HalfRateResult struct {
 	DelivererCPU1000 float64 `json:"cpu_seconds_per_1000_deliverer"`
 	BrokerCPU1000    float64 `json:"cpu_seconds_per_1000_broker"`
 	BenchCPU1000     float64 `json:"cpu_seconds_per_1000_receivers_publisher"`
+	// Stages splits the latency with the services' own histograms (see
+	// stageMetrics): to_router, router_txn, to_deliverer, http.
+	Stages map[string]StageLatency `json:"stages,omitempty"`
 }
 
 type BaselineResult struct {
@@ -188,9 +191,11 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 	var r0, d0, bb0, ss0 float64
 	var n0 int64
 	var t0 time.Time
+	scraped := make(chan histograms, 1)
 	go func() {
 		time.Sleep(2 * time.Second)
 		r0, d0, bb0, ss0, n0, t0 = cpuSeconds(s.router.pid()), cpuSeconds(s.deliv.pid()), br.cpu(), selfCPU(), s.recv.delivered.Load(), time.Now()
+		scraped <- s.scrapeStages(ctx)
 	}()
 	tick := time.NewTicker(5 * time.Millisecond)
 	pstart := time.Now()
@@ -212,6 +217,11 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 	}
 	tick.Stop()
 	_ = s.cl.Flush(ctx)
+	if h0 := <-scraped; h0 != nil {
+		if h1 := s.scrapeStages(ctx); h1 != nil {
+			hr.Stages = stageLatencies(h0, h1)
+		}
+	}
 	n1, t1 := s.recv.delivered.Load(), time.Now()
 	r1, d1, bb1, ss1 := cpuSeconds(s.router.pid()), cpuSeconds(s.deliv.pid()), br.cpu(), selfCPU()
 	s.recv.recording.Store(false)
@@ -456,6 +466,13 @@ func printTable(w io.Writer, res *Results) {
 	row("  router / deliverer / broker / receivers", func(r *BrokerResult) string {
 		h := r.HalfRate
 		return fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", h.RouterCPU1000, h.DelivererCPU1000, h.BrokerCPU1000, h.BenchCPU1000)
+	})
+	row("half rate by stage, mean ms:", func(r *BrokerResult) string {
+		return formatStages(r.HalfRate.Stages, func(l StageLatency) float64 { return l.MeanMs })
+	})
+	row("  →router / router txn / →deliverer / HTTP", func(r *BrokerResult) string { return "" })
+	row("half rate by stage, p99 ms (same order)", func(r *BrokerResult) string {
+		return formatStages(r.HalfRate.Stages, func(l StageLatency) float64 { return l.P99ms })
 	})
 	if len(res.Runs) > 0 {
 		for i := range res.Runs[0].Scale {

@@ -38,6 +38,8 @@ type stage struct {
 	dir    string
 	router *proc
 	deliv  *proc
+	// metrics are the --metrics-addr of router and deliverer, "" for none.
+	metrics map[string]string
 }
 
 func newStage(ctx context.Context, o options, br *broker, dir, name string, hosts int) (*stage, error) {
@@ -56,7 +58,15 @@ func newStage(ctx context.Context, o options, br *broker, dir, name string, host
 	if err != nil {
 		return nil, err
 	}
-	s := &stage{o: o, br: br, name: name, kcfg: kcfg, cat: cat, cl: cl, adm: kadm.NewClient(cl), dir: dir}
+	s := &stage{o: o, br: br, name: name, kcfg: kcfg, cat: cat, cl: cl, adm: kadm.NewClient(cl), dir: dir, metrics: map[string]string{}}
+	if name == "tp" { // the throughput run's services serve /metrics for the latency split
+		for _, role := range []string{"router", "deliverer"} {
+			if s.metrics[role], err = freeAddr(); err != nil {
+				cl.Close()
+				return nil, err
+			}
+		}
+	}
 	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := kcfg.EnsureTopics(tctx, s.adm, kcfg.CoreTopics()...); err != nil {
@@ -182,7 +192,7 @@ func (s *stage) publish(ctx context.Context, n int, tenant func(i int) string) e
 
 // serviceArgs are the flags router and deliverer share.
 func (s *stage) serviceArgs(role string) []string {
-	args := []string{"--brokers", s.br.addrs[0], "--topic-prefix", s.kcfg.Prefix, "--metrics-addr", "", "--log-level", "warn"}
+	args := []string{"--brokers", s.br.addrs[0], "--topic-prefix", s.kcfg.Prefix, "--metrics-addr", s.metrics[role], "--log-level", "warn"}
 	if s.o.profileDir != "" && s.name == "tp" {
 		args = append(args, "--cpuprofile", filepath.Join(s.o.profileDir, s.br.kind+"-"+role+".prof"))
 	}
@@ -190,17 +200,31 @@ func (s *stage) serviceArgs(role string) []string {
 }
 
 func (s *stage) startRouter() error {
-	p, err := startProc(s.kcfg.Prefix+"-router", s.dir, s.o.bin, append([]string{"router", "--group", s.kcfg.Prefix + "-router",
-		"--transactional-id", s.kcfg.Prefix + "-router"}, append(s.serviceArgs("router"), strings.Fields(s.o.routerArgs)...)...)...)
+	args := append([]string{"router", "--group", s.kcfg.Prefix + "-router",
+		"--transactional-id", s.kcfg.Prefix + "-router"}, append(s.serviceArgs("router"), strings.Fields(s.o.routerArgs)...)...)
+	s.metrics["router"] = lastFlag(args, "--metrics-addr", s.metrics["router"])
+	p, err := startProc(s.kcfg.Prefix+"-router", s.dir, s.o.bin, args...)
 	s.router = p
 	return err
+}
+
+// lastFlag is the value of the last "name value" pair in args (the one a
+// flag parser keeps), or def.
+func lastFlag(args []string, name, def string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == name {
+			def = args[i+1]
+		}
+	}
+	return def
 }
 
 func (s *stage) startDeliverer(extra ...string) error {
 	args := append([]string{"deliverer", "--group", s.kcfg.Prefix + "-deliverer", "--allow-private-targets",
 		"--max-inflight-per-partition", strconv.Itoa(s.o.inflight)}, s.serviceArgs("deliverer")...)
-	args = append(args, strings.Fields(s.o.delivererArgs)...)
-	p, err := startProc(s.kcfg.Prefix+"-deliverer", s.dir, s.o.bin, append(args, extra...)...)
+	args = append(append(args, strings.Fields(s.o.delivererArgs)...), extra...)
+	s.metrics["deliverer"] = lastFlag(args, "--metrics-addr", s.metrics["deliverer"])
+	p, err := startProc(s.kcfg.Prefix+"-deliverer", s.dir, s.o.bin, args...)
 	s.deliv = p
 	return err
 }

@@ -41,25 +41,27 @@ import (
 )
 
 type options struct {
-	brokers       []string
-	events        int
-	endpoints     int
-	dataBytes     int
-	scale         []int
-	scaleEvents   int
-	isoEvents     int
-	halfSeconds   int
-	latencyRate   float64
-	routerArgs    string
-	delivererArgs string
-	baseSeconds   int
-	out           string
-	bin           string
-	repo          string
-	skipScale     bool
-	skipIso       bool
-	inflight      int
-	profileDir    string
+	brokers        []string
+	events         int
+	endpoints      int
+	dataBytes      int
+	scale          []int
+	scaleEvents    int
+	isoEvents      int
+	halfSeconds    int
+	latencyRate    float64
+	trickleRate    float64
+	trickleSeconds int
+	routerArgs     string
+	delivererArgs  string
+	baseSeconds    int
+	out            string
+	bin            string
+	repo           string
+	skipScale      bool
+	skipIso        bool
+	inflight       int
+	profileDir     string
 }
 
 func main() {
@@ -74,6 +76,8 @@ func main() {
 	flag.IntVar(&o.isoEvents, "isolation-events", 2_000, "events of each isolation run (each goes to every endpoint)")
 	flag.IntVar(&o.halfSeconds, "half-rate-seconds", 15, "duration of the half-rate latency run")
 	flag.Float64Var(&o.latencyRate, "latency-rate", 0, "events/s of the latency run (default: half the measured maximum)")
+	flag.Float64Var(&o.trickleRate, "trickle-rate", 100, "events/s of the trickle run, the latency floor (0: skip it)")
+	flag.IntVar(&o.trickleSeconds, "trickle-seconds", 10, "duration of the trickle run")
 	flag.IntVar(&o.baseSeconds, "baseline-seconds", 8, "duration of the bare-HTTP baseline")
 	flag.StringVar(&o.routerArgs, "router-args", "", "extra flags for the router processes (space-separated)")
 	flag.StringVar(&o.delivererArgs, "deliverer-args", "", "extra flags for the deliverer processes (space-separated)")
@@ -90,6 +94,10 @@ func main() {
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			defer pprof.StopCPUProfile()
 		}
+	}
+	if o.halfSeconds <= 2 || (o.trickleRate > 0 && o.trickleSeconds <= 2) {
+		fmt.Fprintln(os.Stderr, "hsbench: -half-rate-seconds and -trickle-seconds must be over 2 (the first 2 s are a warm-up)")
+		os.Exit(2)
 	}
 	o.brokers = strings.Split(brokers, ",")
 	for _, s := range strings.Split(scale, ",") {

@@ -24,8 +24,10 @@ type BrokerResult struct {
 	Broker     string            `json:"broker"`
 	Throughput *ThroughputResult `json:"throughput"`
 	HalfRate   *HalfRateResult   `json:"half_rate"`
-	Baseline   *BaselineResult   `json:"baseline"`
-	Ratio      float64           `json:"pipeline_over_baseline"`
+	// Trickle is the same measurement at a low fixed rate: the floor.
+	Trickle  *HalfRateResult `json:"trickle,omitempty"`
+	Baseline *BaselineResult `json:"baseline"`
+	Ratio    float64         `json:"pipeline_over_baseline"`
 	// The same loop on the deliverer's own HTTP client (fasthttp).
 	BaselineFast *BaselineResult  `json:"baseline_fasthttp"`
 	RatioFast    float64          `json:"pipeline_over_baseline_fasthttp"`
@@ -103,7 +105,7 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 	}
 	defer br.stop()
 	res := &BrokerResult{Broker: kind}
-	if res.Throughput, res.HalfRate, err = throughput(ctx, o, br, dir); err != nil {
+	if res.Throughput, res.HalfRate, res.Trickle, err = throughput(ctx, o, br, dir); err != nil {
 		return nil, fmt.Errorf("throughput: %w", err)
 	}
 	if res.Baseline, err = baseline(ctx, o, br, dir, "net/http"); err != nil {
@@ -139,30 +141,30 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 func tenantOf(m int) func(int) string { return func(i int) string { return "t" + strconv.Itoa(i%m) } }
 
 // throughput measures the maximum rate on a backlog, then latency at half it.
-func throughput(ctx context.Context, o options, br *broker, dir string) (*ThroughputResult, *HalfRateResult, error) {
+func throughput(ctx context.Context, o options, br *broker, dir string) (*ThroughputResult, *HalfRateResult, *HalfRateResult, error) {
 	s, err := newStage(ctx, o, br, dir, "tp", min(o.endpoints, 50))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer s.close()
 	if err := s.addEndpoints(ctx, o.endpoints, tenantOf(o.endpoints), nil); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	fmt.Fprintf(os.Stderr, "hsbench: %s: publishing %d events\n", br.kind, o.events)
 	if err := s.publish(ctx, o.events, tenantOf(o.endpoints)); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	fmt.Fprintf(os.Stderr, "hsbench: %s: delivering\n", br.kind)
 	b0, self0 := br.cpu(), selfCPU()
 	start := time.Now()
 	if err := s.startRouter(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := s.startDeliverer(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := s.waitDelivered(ctx, int64(o.events), 10*time.Minute); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	el := time.Since(start)
 	rc, dc, bc, sc := cpuSeconds(s.router.pid()), cpuSeconds(s.deliv.pid()), br.cpu()-b0, selfCPU()-self0
@@ -178,35 +180,72 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 	fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f deliveries/s\n", br.kind, tr.PerSecond)
 
 	// Half the maximum rate, published steadily; latency after a warm-up.
-	hr := &HalfRateResult{TargetPerSecond: tr.PerSecond / 2}
+	rate := tr.PerSecond / 2
 	if o.latencyRate > 0 {
-		hr.TargetPerSecond = o.latencyRate
+		rate = o.latencyRate
 	}
-	fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f events/s for %ds (latency)\n", br.kind, hr.TargetPerSecond, o.halfSeconds)
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f events/s for %ds (latency)\n", br.kind, rate, o.halfSeconds)
+	hr, sent, err := s.latency(ctx, rate, time.Duration(o.halfSeconds)*time.Second)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// A trickle: the pipeline's latency floor, with the machine nearly idle.
+	var trickle *HalfRateResult
+	if o.trickleRate > 0 {
+		// After the half-rate events are all in, so none of them counts.
+		if err := s.waitDelivered(ctx, int64(o.events)+sent, time.Minute); err != nil {
+			return nil, nil, nil, err
+		}
+		fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f events/s for %ds (trickle)\n", br.kind, o.trickleRate, o.trickleSeconds)
+		var n int64
+		if trickle, n, err = s.latency(ctx, o.trickleRate, time.Duration(o.trickleSeconds)*time.Second); err != nil {
+			return nil, nil, nil, err
+		}
+		sent += n
+	}
+	// Let the tail drain before the services stop.
+	_ = s.waitDelivered(ctx, int64(o.events)+sent, time.Minute)
+	return tr, hr, trickle, nil
+}
+
+// latency publishes rate events/s for d and measures the deliveries of all
+// but the first 2 s (the warm-up): latency quantiles, CPU per process and
+// the split by stage. It returns how many events it published.
+func (s *stage) latency(ctx context.Context, rate float64, d time.Duration) (*HalfRateResult, int64, error) {
+	br := s.br
+	hr := &HalfRateResult{TargetPerSecond: rate}
 	s.recv.lat.reset()
 	var sent atomic.Int64
-	pubCtx, cancel := context.WithTimeout(ctx, time.Duration(o.halfSeconds)*time.Second)
+	pubCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	go func() { time.Sleep(2 * time.Second); s.recv.recording.Store(true) }()
-	var r0, d0, bb0, ss0 float64
-	var n0 int64
-	var t0 time.Time
-	scraped := make(chan histograms, 1)
+	type mark struct {
+		r, d, b, self float64
+		n             int64
+		t             time.Time
+		h             histograms
+	}
+	warm := make(chan mark, 1)
 	go func() {
-		time.Sleep(2 * time.Second)
-		r0, d0, bb0, ss0, n0, t0 = cpuSeconds(s.router.pid()), cpuSeconds(s.deliv.pid()), br.cpu(), selfCPU(), s.recv.delivered.Load(), time.Now()
-		scraped <- s.scrapeStages(ctx)
+		select {
+		case <-time.After(2 * time.Second):
+		case <-pubCtx.Done():
+		}
+		m := mark{cpuSeconds(s.router.pid()), cpuSeconds(s.deliv.pid()), br.cpu(), selfCPU(), s.recv.delivered.Load(), time.Now(), nil}
+		s.recv.recording.Store(true)
+		m.h = s.scrapeStages(ctx)
+		warm <- m
 	}()
 	tick := time.NewTicker(5 * time.Millisecond)
 	pstart := time.Now()
 	i := 0
 	for pubCtx.Err() == nil {
 		<-tick.C
-		due := int(hr.TargetPerSecond * time.Since(pstart).Seconds())
+		due := int(rate * time.Since(pstart).Seconds())
 		for ; i < due; i++ {
-			r, err := s.record("t" + strconv.Itoa(i%o.endpoints))
+			r, err := s.record("t" + strconv.Itoa(i%s.o.endpoints))
 			if err != nil {
-				return nil, nil, err
+				tick.Stop()
+				return nil, 0, err
 			}
 			s.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 				if err == nil {
@@ -217,9 +256,10 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 	}
 	tick.Stop()
 	_ = s.cl.Flush(ctx)
-	if h0 := <-scraped; h0 != nil {
+	m0 := <-warm
+	if m0.h != nil {
 		if h1 := s.scrapeStages(ctx); h1 != nil {
-			hr.Stages = stageLatencies(h0, h1)
+			hr.Stages = stageLatencies(m0.h, h1)
 		}
 	}
 	n1, t1 := s.recv.delivered.Load(), time.Now()
@@ -227,15 +267,13 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 	s.recv.recording.Store(false)
 	qs, samples := s.recv.lat.quantiles(0.5, 0.95, 0.99)
 	hr.P50ms, hr.P95ms, hr.P99ms, hr.Samples = qs[0], qs[1], qs[2], samples
-	if n1 > n0 {
-		hr.PerSecond = float64(n1-n0) / t1.Sub(t0).Seconds()
-		k := float64(n1-n0) / 1000
-		hr.CPUPer1000 = ((r1 - r0) + (d1 - d0) + (bb1 - bb0) + (ss1 - ss0)) / k
-		hr.RouterCPU1000, hr.DelivererCPU1000, hr.BrokerCPU1000, hr.BenchCPU1000 = (r1-r0)/k, (d1-d0)/k, (bb1-bb0)/k, (ss1-ss0)/k
+	if n1 > m0.n {
+		hr.PerSecond = float64(n1-m0.n) / t1.Sub(m0.t).Seconds()
+		k := float64(n1-m0.n) / 1000
+		hr.CPUPer1000 = ((r1 - m0.r) + (d1 - m0.d) + (bb1 - m0.b) + (ss1 - m0.self)) / k
+		hr.RouterCPU1000, hr.DelivererCPU1000, hr.BrokerCPU1000, hr.BenchCPU1000 = (r1-m0.r)/k, (d1-m0.d)/k, (bb1-m0.b)/k, (ss1-m0.self)/k
 	}
-	// Let the tail drain before the services stop.
-	_ = s.waitDelivered(ctx, int64(o.events)+sent.Load(), time.Minute)
-	return tr, hr, nil
+	return hr, sent.Load(), nil
 }
 
 // baseline posts the same signed bodies to the same receivers with the
@@ -466,6 +504,19 @@ func printTable(w io.Writer, res *Results) {
 	row("  router / deliverer / broker / receivers", func(r *BrokerResult) string {
 		h := r.HalfRate
 		return fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", h.RouterCPU1000, h.DelivererCPU1000, h.BrokerCPU1000, h.BenchCPU1000)
+	})
+	row("trickle: events/s, p50 / p95 / p99 ms", func(r *BrokerResult) string {
+		if r.Trickle == nil {
+			return "-"
+		}
+		t := r.Trickle
+		return fmt.Sprintf("%.0f, %.1f / %.1f / %.1f", t.PerSecond, t.P50ms, t.P95ms, t.P99ms)
+	})
+	row("trickle by stage, mean ms (order below)", func(r *BrokerResult) string {
+		if r.Trickle == nil {
+			return "-"
+		}
+		return formatStages(r.Trickle.Stages, func(l StageLatency) float64 { return l.MeanMs })
 	})
 	row("half rate by stage, mean ms:", func(r *BrokerResult) string {
 		return formatStages(r.HalfRate.Stages, func(l StageLatency) float64 { return l.MeanMs })

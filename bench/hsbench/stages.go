@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -39,9 +42,30 @@ type StageLatency struct {
 type histograms map[string]*dto.Histogram
 
 // freeAddr returns a loopback address with a port that was free a moment
-// ago, for a child's --metrics-addr.
+// ago, for a child's --metrics-addr. The port is drawn below the kernel's
+// ephemeral range (as scripts/kafka.sh does for the brokers), so the
+// outgoing connections of the services and the broker cannot take it
+// between this check and the child's listen.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := 20000, 32767
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if eph, err := strconv.Atoi(f[0]); err == nil && eph-1 < hi {
+				hi = eph - 1
+			}
+		}
+	}
+	for range 200 {
+		if hi-lo < 100 {
+			break
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.IntN(hi-lo)))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr, nil
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // the kernel's choice, racy but free now
 	if err != nil {
 		return "", err
 	}

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"math"
+	"net"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -71,5 +74,32 @@ func TestLastFlag(t *testing.T) {
 	}
 	if got := lastFlag(args[:1], "--metrics-addr", "def"); got != "def" {
 		t.Errorf("lastFlag without the flag = %q", got)
+	}
+}
+
+// Metrics ports come from below the ephemeral range, where outgoing
+// connections cannot take them before the child listens.
+func TestFreeAddrBelowEphemeralRange(t *testing.T) {
+	hi := 32767
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if eph, err := strconv.Atoi(strings.Fields(string(b))[0]); err == nil {
+			hi = min(hi, eph-1)
+		}
+	}
+	for range 20 {
+		addr, err := freeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(addr)
+		n, _ := strconv.Atoi(port)
+		if hi-20000 >= 100 && (n < 20000 || n > hi) {
+			t.Errorf("freeAddr = %s, want a port in [20000, %d]", addr, hi)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("freeAddr gave %s, which does not bind: %v", addr, err)
+		}
+		ln.Close()
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -25,7 +24,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/deliverer"
@@ -33,10 +31,10 @@ import (
 	"github.com/hookstream/hookstream/pkg/kafka"
 	"github.com/hookstream/hookstream/pkg/kafkatest"
 	"github.com/hookstream/hookstream/pkg/metrics"
+	"github.com/hookstream/hookstream/pkg/pipelinetest"
 	"github.com/hookstream/hookstream/pkg/registry"
 	"github.com/hookstream/hookstream/pkg/webhook"
 	"github.com/hookstream/hookstream/producer"
-	"github.com/hookstream/hookstream/router"
 	"github.com/hookstream/hookstream/schemas"
 )
 
@@ -44,10 +42,11 @@ import (
 // warnings and errors are shown.
 const envVerbose = "HOOKSTREAM_BENCH_VERBOSE"
 
-// env is one run's isolated slice of a shared cluster: its own topic prefix
-// (so consumer groups, transactional ids and topics never meet another
-// run's), registry view, admin, producer and metrics registry.
+// env is one run's slice of a shared cluster (pkg/pipelinetest), its parts
+// under short names. Unlike a test's, it is torn down by close, at the end
+// of the run: a benchmark's iterations are whole runs.
 type env struct {
+	*pipelinetest.Env
 	tb      testing.TB
 	cluster *kafkatest.Cluster
 	kcfg    kafka.Config
@@ -71,79 +70,16 @@ func benchLogger() *slog.Logger {
 }
 
 // newEnv creates the core topics under a fresh prefix and opens the registry
-// and a producer. Call close when the run is over.
+// and a producer. Call close when the run is over; it also deletes the
+// run's topics (kfake keeps all data in this process's heap, and a later
+// run must not pay for an earlier one's garbage-collection work).
 func newEnv(tb testing.TB, cluster *kafkatest.Cluster) *env {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	prefix := fmt.Sprintf("b%d", rand.Uint32())
-	kcfg := kafka.Config{Brokers: cluster.Addrs, Prefix: prefix, ClientID: prefix}
-	if rf := cluster.ReplicationFactor(); rf >= 3 {
-		kcfg.ReplicationFactor, kcfg.MinInsyncReplicas = rf, 2
-	}
-	e := &env{tb: tb, cluster: cluster, kcfg: kcfg, prom: prometheus.NewRegistry(), log: benchLogger()}
-	cat, err := codec.Default()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e.cat = cat
-	cl, err := kgo.NewClient(kcfg.ClientOpts("bench", kgo.RequiredAcks(kgo.AllISRAcks()))...)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e.cl = cl
-	e.defer_(cl.Close)
-	e.defer_(e.deleteTopics)
-	if err := kcfg.EnsureTopics(ctx, kadm.NewClient(cl), kcfg.CoreTopics()...); err != nil {
-		e.close()
-		tb.Fatal(err)
-	}
-	reg, err := registry.Open(ctx, kcfg, cat, registry.WithLogger(e.log))
-	if err != nil {
-		e.close()
-		tb.Fatal(err)
-	}
-	e.reg = reg
-	e.defer_(reg.Close)
-	e.admin = registry.NewAdmin(kcfg, cl, cat, reg)
-	prod, err := producer.New(producer.WithKafkaConfig(kcfg), producer.WithCatalog(cat))
-	if err != nil {
-		e.close()
-		tb.Fatal(err)
-	}
-	e.prod = prod
-	e.defer_(prod.Close)
+	e := &env{tb: tb, cluster: cluster}
+	pe := pipelinetest.New(tb, cluster, pipelinetest.WithPrefix("b"), pipelinetest.WithLogger(benchLogger()),
+		pipelinetest.WithCleanup(e.defer_), pipelinetest.WithDeleteTopics())
+	e.Env, e.kcfg, e.cat, e.cl, e.reg, e.admin, e.prod, e.prom, e.log = pe, pe.Kafka, pe.Catalog, pe.Client, pe.Registry, pe.Admin, pe.Producer, pe.Metrics, pe.Logger
 	return e
-}
-
-// deleteTopics deletes every topic of the env's prefix, once everything
-// using them is stopped: kfake keeps all data in this process's heap, and a
-// later run must not pay for an earlier one's garbage-collection work.
-func (e *env) deleteTopics() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	adm := kadm.NewClient(e.cl)
-	td, err := adm.ListTopics(ctx)
-	if err != nil {
-		e.tb.Logf("listing topics to delete: %v", err)
-		return
-	}
-	var names []string
-	for _, t := range td.Names() {
-		if strings.HasPrefix(t, e.kcfg.Prefix+".") {
-			names = append(names, t)
-		}
-	}
-	if len(names) == 0 {
-		return
-	}
-	resps, err := adm.DeleteTopics(ctx, names...)
-	if err == nil {
-		err = resps.Error()
-	}
-	if err != nil {
-		e.tb.Logf("deleting the run's topics: %v", err)
-	}
 }
 
 // defer_ registers f to run at close, before what was registered earlier.
@@ -157,36 +93,6 @@ func (e *env) close() {
 	e.closers = nil
 }
 
-// service runs run in the background until the returned stop is called (or
-// the env closes); an error from run fails the benchmark.
-func (e *env) service(name string, run func(context.Context) error) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := run(ctx); err != nil {
-			e.tb.Errorf("%s: %v", name, err)
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	e.defer_(stop)
-	return stop
-}
-
-// startRouter runs a router with its production defaults.
-func (e *env) startRouter() (stop func()) {
-	e.tb.Helper()
-	r, err := router.New(router.Config{
-		Kafka: e.kcfg, Group: e.kcfg.Prefix + "-router", TransactionalID: e.kcfg.Prefix + "-router",
-		Logger: e.log, Registerer: e.prom,
-	}, e.reg, e.cat)
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	return e.service("router", r.Run)
-}
-
 // delivererConfig is the deliverer's production configuration: every
 // delivery setting (in-flight limits, queue size, attempt timeout, retry
 // schedule, breaker, commit interval) at its default. Two exceptions that
@@ -194,34 +100,9 @@ func (e *env) startRouter() (stop func()) {
 // receivers are on loopback), and the shutdown deadline is short, so that
 // tearing a run down does not wait out the attempts a black hole holds.
 func (e *env) delivererConfig() deliverer.Config {
-	return deliverer.Config{
-		Kafka: e.kcfg, Group: e.kcfg.Prefix + "-deliverer",
-		AllowPrivateTargets: true,
-		ShutdownTimeout:     2 * time.Second,
-		Logger:              e.log, Registerer: e.prom,
-	}
-}
-
-func (e *env) startDeliverer(cfg deliverer.Config) (stop func()) {
-	e.tb.Helper()
-	d, err := deliverer.New(cfg, e.reg, e.cat)
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	return e.service("deliverer", d.Run)
-}
-
-// createEndpoint creates an endpoint (and its topic) and waits until the
-// registry has it.
-func (e *env) createEndpoint(spec registry.Endpoint) *registry.Endpoint {
-	e.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ep, err := e.admin.Create(ctx, spec)
-	if err != nil {
-		e.tb.Fatal(err)
-	}
-	return ep
+	cfg := e.DelivererConfig()
+	cfg.AllowPrivateTargets, cfg.ShutdownTimeout = true, 2*time.Second
+	return cfg
 }
 
 // sampleEvents returns n events of tenant, cycling through the catalog's

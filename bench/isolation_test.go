@@ -241,14 +241,14 @@ func runIsolation(b *testing.B, cluster *kafkatest.Cluster, sc isolationScenario
 		default:
 			continue
 		}
-		e.createEndpoint(registry.Endpoint{TenantID: isoTenant, URL: url, EventTypes: []string{"*"}, Partitions: int32(*isoBadParts), Description: sc.fault})
+		e.CreateEndpoint(registry.Endpoint{TenantID: isoTenant, URL: url, EventTypes: []string{"*"}, Partitions: int32(*isoBadParts), Description: sc.fault})
 		endpoints++
 	}
 	log := newDeliveryLog(events * healthy)
 	recvs := make([]*receiver, healthy)
 	for i := range recvs {
 		r := e.receiver(log)
-		e.createEndpoint(registry.Endpoint{
+		e.CreateEndpoint(registry.Endpoint{
 			TenantID: isoTenant, URL: r.URL, EventTypes: []string{"*"}, Secrets: []string{r.Secret},
 			Description: fmt.Sprintf("healthy %d", i),
 		})
@@ -258,7 +258,7 @@ func runIsolation(b *testing.B, cluster *kafkatest.Cluster, sc isolationScenario
 	// The backlog: every event fanned out to every endpoint topic before the
 	// deliverer starts, so that what is measured is the deliverer alone,
 	// running flat out.
-	stopRouter := e.startRouter()
+	stopRouter := e.StartRouter()
 	start := time.Now()
 	evs := e.sampleEvents(isoTenant, events)
 	for i := range evs {
@@ -272,7 +272,7 @@ func runIsolation(b *testing.B, cluster *kafkatest.Cluster, sc isolationScenario
 	start = time.Now()
 	cpu0, busy0 := cpuTime(), machineBusy()
 	b.StartTimer()
-	stopDeliverer := e.startDeliverer(e.delivererConfig())
+	stopDeliverer := e.StartDeliverer(e.delivererConfig())
 	smp := e.sample(log, 100*time.Millisecond)
 	defer smp.halt() // when the run fails
 	want := int64(events * healthy)

@@ -100,7 +100,7 @@ func TestCrashDeliverer(t *testing.T) {
 	ep := createEndpoint(t, e, recv.url(path), partitions)
 	recv.trust(path, ep)
 	topic := e.kcfg.Topics().Endpoint(ep.ID)
-	e.startRouter()
+	e.StartRouter()
 
 	args := append([]string{"deliverer"}, e.serviceArgs()...)
 	args = append(args,
@@ -254,7 +254,7 @@ func TestCrashRouter(t *testing.T) {
 	recv.trust(path, ep)
 	topic := e.kcfg.Topics().Endpoint(ep.ID)
 	events := e.kcfg.Topics().Events()
-	e.startDeliverer(e.delivererConfig())
+	e.StartDeliverer(e.delivererConfig())
 
 	args := append([]string{"router"}, e.serviceArgs()...)
 	args = append(args, "--transactional-id="+e.kcfg.Prefix+"-router-crash", "--max-poll-records=100")
@@ -363,8 +363,8 @@ func TestBrokerLoss(t *testing.T) {
 	ep := createEndpoint(t, e, recv.url(path), 3)
 	recv.trust(path, ep)
 	topic := e.kcfg.Topics().Endpoint(ep.ID)
-	e.startRouter()
-	e.startDeliverer(e.delivererConfig())
+	e.StartRouter()
+	e.StartDeliverer(e.delivererConfig())
 
 	evs := keyedEvents(t, e, "acme", total)
 	want := eventIDs(evs)

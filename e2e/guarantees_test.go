@@ -46,7 +46,7 @@ func testStalledBacklog(t *testing.T, cluster *kafkatest.Cluster) {
 	}))
 	t.Cleanup(hole.Close)
 	t.Cleanup(func() { close(release) })
-	e.createEndpoint(registry.Endpoint{TenantID: "stuck", URL: hole.URL + "/hole", EventTypes: []string{"*"}, Partitions: 2})
+	e.CreateEndpoint(registry.Endpoint{TenantID: "stuck", URL: hole.URL + "/hole", EventTypes: []string{"*"}, Partitions: 2})
 	recv := newReceiver(t)
 	for _, path := range []string{"/a", "/b"} {
 		recv.trust(path, e.addEndpoint(recv.url(path), "*"))
@@ -55,8 +55,8 @@ func testStalledBacklog(t *testing.T, cluster *kafkatest.Cluster) {
 	cfg.MaxQueued = 32
 	cfg.MaxInFlightPerEndpoint = 2
 	cfg.AttemptTimeout = 5 * time.Minute // the black hole holds its slots for the whole test
-	e.startRouter()
-	e.startDeliverer(cfg)
+	e.StartRouter()
+	e.StartDeliverer(cfg)
 	types, in, _ := samples(t, e)
 	publish(t, e, "stuck", 400, types, in)
 	eventually(t, 30*time.Second, "the black hole to hold every slot", func() bool { return stuck.Load() == 2 })
@@ -101,8 +101,8 @@ func testRetrySchedule(t *testing.T, cluster *kafkatest.Cluster) {
 	cfg.Clock = fake
 	cfg.Schedule = deliverer.Schedule{10 * time.Second, 30 * time.Second, 60 * time.Second}
 	cfg.BreakerFailures = 1000 // this test is about the schedule, not the breaker
-	e.startRouter()
-	e.startDeliverer(cfg)
+	e.StartRouter()
+	e.StartDeliverer(cfg)
 	types, in, _ := samples(t, e)
 	publish(t, e, "acme", 1, types[:1], in)
 
@@ -143,8 +143,8 @@ func testDLQ400(t *testing.T, cluster *kafkatest.Cluster) {
 	ep := e.addEndpoint(recv.url("/bad"), "*")
 	recv.trust("/bad", ep)
 	recv.respond.Store(statusFor(func(string, delivery) int { return http.StatusBadRequest }))
-	e.startRouter()
-	e.startDeliverer(e.delivererConfig())
+	e.StartRouter()
+	e.StartDeliverer(e.delivererConfig())
 	types, in, _ := samples(t, e)
 	sent := publish(t, e, "acme", 20, types, in)
 	dls := e.deadLetters(20, 60*time.Second)
@@ -174,8 +174,8 @@ func testDLQ500(t *testing.T, cluster *kafkatest.Cluster) {
 	cfg := e.delivererConfig()
 	cfg.Schedule = deliverer.Schedule{20 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond}
 	cfg.BreakerFailures = 1_000_000 // every attempt must be made
-	e.startRouter()
-	e.startDeliverer(cfg)
+	e.StartRouter()
+	e.StartDeliverer(cfg)
 	types, in, _ := samples(t, e)
 	publish(t, e, "acme", 10, types, in)
 	for _, dl := range e.deadLetters(10, 60*time.Second) {
@@ -208,8 +208,8 @@ func testBreaker(t *testing.T, cluster *kafkatest.Cluster) {
 	cfg.BreakerFailures = 3
 	cfg.BreakerOpenTimeout = 300 * time.Millisecond
 	cfg.MaxInFlightPerPartition = 4
-	e.startRouter()
-	e.startDeliverer(cfg)
+	e.StartRouter()
+	e.StartDeliverer(cfg)
 	types, in, _ := samples(t, e)
 	sent := publish(t, e, "acme", 100, types, in)
 
@@ -245,7 +245,7 @@ func testBreaker(t *testing.T, cluster *kafkatest.Cluster) {
 func testOrdered(t *testing.T, cluster *kafkatest.Cluster) {
 	e := newEnv(t, cluster)
 	recv := newReceiver(t)
-	ep := e.createEndpoint(registry.Endpoint{TenantID: "acme", URL: recv.url("/ordered"), EventTypes: []string{"*"}, Ordered: true})
+	ep := e.CreateEndpoint(registry.Endpoint{TenantID: "acme", URL: recv.url("/ordered"), EventTypes: []string{"*"}, Ordered: true})
 	recv.trust("/ordered", ep)
 	cfg := e.delivererConfig()
 	cfg.Schedule = deliverer.Schedule{50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond}
@@ -267,8 +267,8 @@ func testOrdered(t *testing.T, cluster *kafkatest.Cluster) {
 		}
 		return 0
 	}))
-	e.startRouter()
-	e.startDeliverer(cfg)
+	e.StartRouter()
+	e.StartDeliverer(cfg)
 	eventually(t, 60*time.Second, "all ten ordered events", func() bool { return len(recv.deliveries("/ordered")) >= 10 })
 	got := recv.deliveries("/ordered")
 	for i, d := range got {

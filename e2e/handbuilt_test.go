@@ -78,8 +78,8 @@ func testHandBuilt(t *testing.T, cluster *kafkatest.Cluster) {
 	recv := newReceiver(t)
 	ep := e.addEndpoint(recv.url("/hand"), "user.deleted")
 	recv.trust("/hand", ep)
-	e.startRouter()
-	e.startDeliverer(e.delivererConfig())
+	e.StartRouter()
+	e.StartDeliverer(e.delivererConfig())
 
 	deletedAt := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	var data []byte

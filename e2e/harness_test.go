@@ -3,10 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -24,15 +22,16 @@ import (
 	"github.com/hookstream/hookstream/pkg/kafka"
 	"github.com/hookstream/hookstream/pkg/kafkatest"
 	"github.com/hookstream/hookstream/pkg/metrics"
+	"github.com/hookstream/hookstream/pkg/pipelinetest"
 	"github.com/hookstream/hookstream/pkg/registry"
 	"github.com/hookstream/hookstream/pkg/webhook"
 	"github.com/hookstream/hookstream/producer"
-	"github.com/hookstream/hookstream/router"
 )
 
-// env is one test's isolated slice of a shared cluster: its own topic
-// prefix, groups and transactional ids.
+// env is one test's isolated slice of a shared cluster (pkg/pipelinetest),
+// its parts under short names, stopped when the test ends.
 type env struct {
+	*pipelinetest.Env
 	t       *testing.T
 	cluster *kafkatest.Cluster
 	kcfg    kafka.Config
@@ -58,36 +57,11 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p[:len(p)-1]))
 
 func newEnv(t *testing.T, cluster *kafkatest.Cluster) *env {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	prefix := fmt.Sprintf("t%d", rand.Uint32())
-	kcfg := kafka.Config{Brokers: cluster.Addrs, Prefix: prefix, ClientID: prefix, EventsPartitions: 3}
-	if cluster.ReplicationFactor() >= 3 {
-		kcfg.ReplicationFactor, kcfg.MinInsyncReplicas = 3, 2
-	}
-	cat, err := codec.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := cluster.Client(t, kgo.RequiredAcks(kgo.AllISRAcks()))
-	if err := kcfg.EnsureTopics(ctx, kadm.NewClient(cl), kcfg.CoreTopics()...); err != nil {
-		t.Fatal(err)
-	}
-	log := testLogger(t)
-	reg, err := registry.Open(ctx, kcfg, cat, registry.WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(reg.Close)
-	prod, err := producer.New(producer.WithKafkaConfig(kcfg), producer.WithCatalog(cat))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(prod.Close)
+	pe := pipelinetest.New(t, cluster, pipelinetest.WithPrefix("t"), pipelinetest.WithEventsPartitions(3),
+		pipelinetest.WithLogger(testLogger(t)), pipelinetest.WithCleanup(t.Cleanup))
 	e := &env{
-		t: t, cluster: cluster, kcfg: kcfg, cat: cat, reg: reg, cl: cl,
-		admin: registry.NewAdmin(kcfg, cl, cat, reg), prod: prod,
-		prom: prometheus.NewRegistry(), log: log,
+		Env: pe, t: t, cluster: cluster, kcfg: pe.Kafka, cat: pe.Catalog, reg: pe.Registry, admin: pe.Admin,
+		prod: pe.Producer, cl: pe.Client, prom: pe.Metrics, log: pe.Logger,
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -101,67 +75,19 @@ func newEnv(t *testing.T, cluster *kafkatest.Cluster) *env {
 // scenario fails.
 func (e *env) dumpMetrics() { metrics.Dump(e.prom, e.t.Logf) }
 
-// service runs fn in the background until the returned stop is called
-// (or the test ends) and fails the test if fn returns an error.
-func (e *env) service(name string, run func(context.Context) error) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := run(ctx); err != nil {
-			e.t.Errorf("%s: %v", name, err)
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	e.t.Cleanup(stop)
-	return stop
-}
-
-func (e *env) startRouter() (stop func()) {
-	e.t.Helper()
-	r, err := router.New(router.Config{
-		Kafka: e.kcfg, Group: e.kcfg.Prefix + "-router", TransactionalID: e.kcfg.Prefix + "-router",
-		Logger: e.log, Registerer: e.prom,
-	}, e.reg, e.cat)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return e.service("router", r.Run)
-}
-
+// delivererConfig is the deliverer with test timing: a fast retry schedule,
+// breaker and commits, short timeouts.
 func (e *env) delivererConfig() deliverer.Config {
-	return deliverer.Config{
-		Kafka: e.kcfg, Group: e.kcfg.Prefix + "-deliverer", AllowPrivateTargets: true,
-		Schedule:    deliverer.Schedule{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond},
-		ReparkDelay: 100 * time.Millisecond, BreakerOpenTimeout: 200 * time.Millisecond,
-		AttemptTimeout: 5 * time.Second, CommitInterval: 200 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
-		Logger: e.log, Registerer: e.prom,
-	}
-}
-
-func (e *env) startDeliverer(cfg deliverer.Config) (stop func()) {
-	e.t.Helper()
-	d, err := deliverer.New(cfg, e.reg, e.cat)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return e.service("deliverer", d.Run)
+	cfg := e.DelivererConfig()
+	cfg.AllowPrivateTargets = true
+	cfg.Schedule = deliverer.Schedule{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}
+	cfg.ReparkDelay, cfg.BreakerOpenTimeout = 100*time.Millisecond, 200*time.Millisecond
+	cfg.AttemptTimeout, cfg.CommitInterval, cfg.ShutdownTimeout = 5*time.Second, 200*time.Millisecond, 5*time.Second
+	return cfg
 }
 
 func (e *env) addEndpoint(url string, events ...string) *registry.Endpoint {
-	return e.createEndpoint(registry.Endpoint{TenantID: "acme", URL: url, EventTypes: events})
-}
-
-func (e *env) createEndpoint(spec registry.Endpoint) *registry.Endpoint {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ep, err := e.admin.Create(ctx, spec)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return ep
+	return e.CreateEndpoint(registry.Endpoint{TenantID: "acme", URL: url, EventTypes: events})
 }
 
 // deadLetters reads the dead-letter topic until it has n records (or fails

@@ -44,8 +44,8 @@ func testAutoDisable(t *testing.T, cluster *kafkatest.Cluster, failWith int) {
 	for i := range cfg.Schedule {
 		cfg.Schedule[i] = 100 * time.Millisecond
 	}
-	e.startRouter()
-	e.startDeliverer(cfg)
+	e.StartRouter()
+	e.StartDeliverer(cfg)
 	types, in, _ := samples(t, e)
 	var payments []string
 	for _, typ := range types {
@@ -109,13 +109,13 @@ func testRebalance(t *testing.T, cluster *kafkatest.Cluster) {
 	paths := make([]string, endpoints)
 	for i := range paths {
 		paths[i] = "/r" + string(rune('a'+i))
-		ep := e.createEndpoint(registry.Endpoint{TenantID: "acme", URL: recv.url(paths[i]), EventTypes: []string{"*"}, Partitions: 2})
+		ep := e.CreateEndpoint(registry.Endpoint{TenantID: "acme", URL: recv.url(paths[i]), EventTypes: []string{"*"}, Partitions: 2})
 		recv.trust(paths[i], ep)
 	}
 	// Slow receivers keep attempts in flight when partitions move.
 	recv.respond.Store(statusFor(func(string, delivery) int { time.Sleep(2 * time.Millisecond); return 0 }))
-	e.startRouter()
-	stopA := e.startDeliverer(e.delivererConfig())
+	e.StartRouter()
+	stopA := e.StartDeliverer(e.delivererConfig())
 	types, in, _ := samples(t, e)
 	sent := map[string]string{}
 	total := func() int {
@@ -133,7 +133,7 @@ func testRebalance(t *testing.T, cluster *kafkatest.Cluster) {
 		switch batch {
 		case 1: // a second deliverer joins: partitions move to it
 			eventually(t, 60*time.Second, "deliveries before scaling out", func() bool { return total() > 0 })
-			stopB = e.startDeliverer(e.delivererConfig())
+			stopB = e.StartDeliverer(e.delivererConfig())
 		case 3: // the first one leaves: its partitions move to the second
 			stopA()
 		}

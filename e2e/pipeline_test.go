@@ -98,8 +98,8 @@ func testFanOut(t *testing.T, cluster *kafkatest.Cluster) {
 		eps[path] = e.addEndpoint(recv.url(path), events...)
 		recv.trust(path, eps[path])
 	}
-	e.startRouter()
-	e.startDeliverer(e.delivererConfig())
+	e.StartRouter()
+	e.StartDeliverer(e.delivererConfig())
 
 	types, in, want := samples(t, e)
 	sent := publish(t, e, "acme", 1000, types, in)
@@ -173,8 +173,8 @@ func testRestart(t *testing.T, cluster *kafkatest.Cluster) {
 	recv := newReceiver(t)
 	ep := e.addEndpoint(recv.url("/r"), "*")
 	recv.trust("/r", ep)
-	stopRouter := e.startRouter()
-	stopDeliverer := e.startDeliverer(e.delivererConfig())
+	stopRouter := e.StartRouter()
+	stopDeliverer := e.StartDeliverer(e.delivererConfig())
 	types, in, _ := samples(t, e)
 
 	const total = 1000
@@ -188,8 +188,8 @@ func testRestart(t *testing.T, cluster *kafkatest.Cluster) {
 			stopRouter()
 			stopDeliverer()
 			t.Logf("stopped router and deliverer after %d of %d events delivered", len(recv.ids("/r")), len(sent))
-			stopRouter = e.startRouter()
-			stopDeliverer = e.startDeliverer(e.delivererConfig())
+			stopRouter = e.StartRouter()
+			stopDeliverer = e.StartDeliverer(e.delivererConfig())
 		}
 	}
 	eventually(t, 120*time.Second, "every event after the restart", func() bool {
@@ -216,8 +216,8 @@ func testRecover(t *testing.T, cluster *kafkatest.Cluster) {
 	var healthy atomic.Bool
 	fail := func(string) bool { return !healthy.Load() }
 	recv.fail.Store(&fail)
-	e.startRouter()
-	e.startDeliverer(e.delivererConfig())
+	e.StartRouter()
+	e.StartDeliverer(e.delivererConfig())
 	types, in, _ := samples(t, e)
 	sent := publish(t, e, "acme", 200, types, in)
 	eventually(t, 60*time.Second, "failing attempts", func() bool { return recv.rejections.Load() >= 10 })
@@ -247,8 +247,8 @@ func testBadInput(t *testing.T, cluster *kafkatest.Cluster) {
 	recv := newReceiver(t)
 	ep := e.addEndpoint(recv.url("/ok"), "*")
 	recv.trust("/ok", ep)
-	e.startRouter()
-	e.startDeliverer(e.delivererConfig())
+	e.StartRouter()
+	e.StartDeliverer(e.delivererConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) *delivererMetrics {
 		})),
 		fetchDelay: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hookstream_deliverer_fetch_delay_seconds",
-			Help:    "From an endpoint-topic record's timestamp (the router wrote it) to the deliverer fetching it: the wait for the router's transaction to commit and for the fetch.",
+			Help:    "From an endpoint-topic record's timestamp (the router wrote it) to the deliverer fetching it: the wait for the router's transaction to commit and for the fetch, plus the age of any backlog (a replay, a paused or lagging endpoint).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		})),
 		inflight: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{

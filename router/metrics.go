@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer) *routerMetrics {
 		})),
 		fetchDelay: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hookstream_router_fetch_delay_seconds",
-			Help:    "From an event record's timestamp (its producer's) to the router polling it.",
+			Help:    "From an event record's timestamp (its producer's) to the router polling it, plus the age of any backlog (a replay, a lagging router).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		})),
 	}

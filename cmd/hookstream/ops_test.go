@@ -258,14 +258,18 @@ func testEndpointsAddAndUpdate(t *testing.T, e *opsEnv) {
 		!slices.Equal(got.Secrets, added.Secrets) || got.TenantID != "acme" || got.Status != registry.StatusActive {
 		t.Errorf("update changed fields it was not given: %+v", got)
 	}
+	// CreatePartitions returns once the controller has the change; a
+	// broker's metadata may show it a moment later.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	md, err := e.adm.Metadata(ctx, e.kcfg.Topics().Endpoint(ep.ID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(md.Topics[e.kcfg.Topics().Endpoint(ep.ID)].Partitions); n != 2 {
-		t.Errorf("endpoint topic has %d partitions after --partitions 2", n)
+	for n := 0; n != 2; {
+		md, err := e.adm.Metadata(ctx, e.kcfg.Topics().Endpoint(ep.ID))
+		if err != nil {
+			t.Fatalf("endpoint topic has %d partitions after --partitions 2 (%v)", n, err)
+		}
+		if n = len(md.Topics[e.kcfg.Topics().Endpoint(ep.ID)].Partitions); n != 2 {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 
 	out = e.mustRun("endpoints", "update", "--id", ep.ID, "--events", "order.created, payment.succeeded", "--rate-limit", "0",

@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -87,8 +88,16 @@ func main() {
 	flag.BoolVar(&o.skipScale, "skip-scale", false, "skip the scale runs")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write CPU profiles of the router and deliverer of the throughput run here")
 	flag.BoolVar(&o.skipIso, "skip-isolation", false, "skip the isolation runs")
+	printOnly := flag.String("print", "", "print the table of this results JSON file (from an earlier run) and exit")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (receivers, publisher, baseline client) here")
 	flag.Parse()
+	if *printOnly != "" {
+		if err := printFile(os.Stdout, *printOnly); err != nil {
+			fmt.Fprintf(os.Stderr, "hsbench: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil && pprof.StartCPUProfile(f) == nil {
@@ -213,4 +222,21 @@ func machine() string {
 		}
 	}
 	return fmt.Sprintf("%d cores%s%s, %s", runtime.NumCPU(), mem, model, runtime.Version())
+}
+
+// printFile prints the table of a results file that run wrote.
+func printFile(w io.Writer, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if len(res.Runs) == 0 {
+		return fmt.Errorf("%s: no runs", path)
+	}
+	printTable(w, &res)
+	return nil
 }

@@ -512,18 +512,18 @@ func printTable(w io.Writer, res *Results) {
 		t := r.Trickle
 		return fmt.Sprintf("%.0f, %.1f / %.1f / %.1f", t.PerSecond, t.P50ms, t.P95ms, t.P99ms)
 	})
-	row("trickle by stage, mean ms (order below)", func(r *BrokerResult) string {
+	row("by stage: →router / router txn / →deliverer / HTTP", func(r *BrokerResult) string { return "" })
+	row("  half rate, mean ms", func(r *BrokerResult) string {
+		return formatStages(r.HalfRate.Stages, func(l StageLatency) float64 { return l.MeanMs })
+	})
+	row("  half rate, p99 ms", func(r *BrokerResult) string {
+		return formatStages(r.HalfRate.Stages, func(l StageLatency) float64 { return l.P99ms })
+	})
+	row("  trickle, mean ms", func(r *BrokerResult) string {
 		if r.Trickle == nil {
 			return "-"
 		}
 		return formatStages(r.Trickle.Stages, func(l StageLatency) float64 { return l.MeanMs })
-	})
-	row("half rate by stage, mean ms:", func(r *BrokerResult) string {
-		return formatStages(r.HalfRate.Stages, func(l StageLatency) float64 { return l.MeanMs })
-	})
-	row("  →router / router txn / →deliverer / HTTP", func(r *BrokerResult) string { return "" })
-	row("half rate by stage, p99 ms (same order)", func(r *BrokerResult) string {
-		return formatStages(r.HalfRate.Stages, func(l StageLatency) float64 { return l.P99ms })
 	})
 	if len(res.Runs) > 0 {
 		for i := range res.Runs[0].Scale {

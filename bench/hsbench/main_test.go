@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// -print renders the table of an earlier run's results file.
+func TestPrintFile(t *testing.T) {
+	dir := t.TempDir()
+	res := Results{Date: "2026-12-01 18:19 UTC", Machine: "2 cores", Runs: []*BrokerResult{{
+		Broker:     "kfake",
+		Throughput: &ThroughputResult{PerSecond: 13970},
+		HalfRate: &HalfRateResult{PerSecond: 6986, P50ms: 41.5, P95ms: 95.4, P99ms: 125.9,
+			Stages: map[string]StageLatency{"to_router": {MeanMs: 10}, "router_txn": {MeanMs: 17}, "to_deliverer": {MeanMs: 23}, "http": {MeanMs: 11}}},
+		Trickle:      &HalfRateResult{PerSecond: 100, P50ms: 20.4, P95ms: 31.5, P99ms: 36.9},
+		Baseline:     &BaselineResult{},
+		BaselineFast: &BaselineResult{},
+	}}}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "r.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := printFile(&out, path); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2026-12-01 18:19 UTC", "13970", "41.5 / 95.4 / 125.9", "10 / 17 / 23 / 11", "100, 20.4 / 31.5 / 36.9"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	empty := filepath.Join(dir, "empty.json")
+	if err := os.WriteFile(empty, []byte(`{"runs":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := printFile(&out, empty); err == nil || !strings.Contains(err.Error(), "no runs") {
+		t.Errorf("printFile of a file without runs = %v", err)
+	}
+	if err := printFile(&out, filepath.Join(dir, "missing.json")); err == nil {
+		t.Error("printFile of a missing file succeeded")
+	}
+}

@@ -154,17 +154,19 @@ func testFanOut(t *testing.T, cluster *kafkatest.Cluster) {
 	if n := recv.badSig.Load(); n != 0 {
 		t.Fatalf("%d deliveries failed signature verification", n)
 	}
-	// The stage latencies count every record once: each event polled by the
-	// router, each endpoint-topic record fetched by the deliverer.
+	// The stage latencies count every record at least once: each event
+	// polled by the router, each endpoint-topic record fetched by the
+	// deliverer (a batch polled again after an aborted transaction or a
+	// rebalance counts again).
 	records := 0
 	for _, ids := range expect {
 		records += len(ids)
 	}
-	if got := gaugeValue(t, e, "hookstream_router_fetch_delay_seconds"); got != 1050 {
-		t.Errorf("router fetch delays observed = %v, want 1050 events", got)
+	if got := gaugeValue(t, e, "hookstream_router_fetch_delay_seconds"); got < 1050 {
+		t.Errorf("router fetch delays observed = %v, want at least 1050 events", got)
 	}
-	if got := gaugeValue(t, e, "hookstream_deliverer_fetch_delay_seconds"); got != float64(records) {
-		t.Errorf("deliverer fetch delays observed = %v, want %d endpoint records", got, records)
+	if got := gaugeValue(t, e, "hookstream_deliverer_fetch_delay_seconds"); got < float64(records) {
+		t.Errorf("deliverer fetch delays observed = %v, want at least %d endpoint records", got, records)
 	}
 }
 

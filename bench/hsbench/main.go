@@ -53,6 +53,7 @@ type options struct {
 	latencyRate    float64
 	trickleRate    float64
 	trickleSeconds int
+	floorSeconds   int
 	routerArgs     string
 	delivererArgs  string
 	baseSeconds    int
@@ -79,6 +80,7 @@ func main() {
 	flag.Float64Var(&o.latencyRate, "latency-rate", 0, "events/s of the latency run (default: half the measured maximum)")
 	flag.Float64Var(&o.trickleRate, "trickle-rate", 100, "events/s of the trickle run, the latency floor (0: skip it)")
 	flag.IntVar(&o.trickleSeconds, "trickle-seconds", 10, "duration of the trickle run")
+	flag.IntVar(&o.floorSeconds, "floor-seconds", 10, "duration of the transactional-hop floor (a transactional producer and a read-committed consumer alone; 0 skips it)")
 	flag.IntVar(&o.baseSeconds, "baseline-seconds", 8, "duration of the bare-HTTP baseline")
 	flag.StringVar(&o.routerArgs, "router-args", "", "extra flags for the router processes (space-separated)")
 	flag.StringVar(&o.delivererArgs, "deliverer-args", "", "extra flags for the deliverer processes (space-separated)")

@@ -25,7 +25,10 @@ type BrokerResult struct {
 	Throughput *ThroughputResult `json:"throughput"`
 	HalfRate   *HalfRateResult   `json:"half_rate"`
 	// Trickle is the same measurement at a low fixed rate: the floor.
-	Trickle  *HalfRateResult `json:"trickle,omitempty"`
+	Trickle *HalfRateResult `json:"trickle,omitempty"`
+	// TxnFloor is the broker's floor for one transactional hop, no
+	// Hookstream code: the router's write path alone.
+	TxnFloor *TxnFloorResult `json:"txn_floor,omitempty"`
 	Baseline *BaselineResult `json:"baseline"`
 	Ratio    float64         `json:"pipeline_over_baseline"`
 	// The same loop on the deliverer's own HTTP client (fasthttp).
@@ -105,6 +108,12 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 	}
 	defer br.stop()
 	res := &BrokerResult{Broker: kind}
+	if o.floorSeconds > 0 {
+		fmt.Fprintf(os.Stderr, "hsbench: %s: transactional hop alone for %ds (floor)\n", kind, o.floorSeconds)
+		if res.TxnFloor, err = txnFloor(ctx, br, 20, time.Duration(o.floorSeconds)*time.Second); err != nil {
+			return nil, fmt.Errorf("transaction floor: %w", err)
+		}
+	}
 	if res.Throughput, res.HalfRate, res.Trickle, err = throughput(ctx, o, br, dir); err != nil {
 		return nil, fmt.Errorf("throughput: %w", err)
 	}
@@ -511,6 +520,13 @@ func printTable(w io.Writer, res *Results) {
 		}
 		t := r.Trickle
 		return fmt.Sprintf("%.0f, %.1f / %.1f / %.1f", t.PerSecond, t.P50ms, t.P95ms, t.P99ms)
+	})
+	row("txn hop alone (20 partitions): p50 / p99 ms", func(r *BrokerResult) string {
+		f := r.TxnFloor
+		if f == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f / %.1f (%.0f txn/s)", f.VisibleP50ms, f.VisibleP99ms, f.PerSecond)
 	})
 	row("by stage: →router / router txn / →deliverer / HTTP", func(r *BrokerResult) string { return "" })
 	row("  half rate, mean ms", func(r *BrokerResult) string {

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/pkg/kafka"
+)
+
+// TxnFloorResult is the broker's own latency floor for one transactional
+// hop, the router's write path without Hookstream: back-to-back
+// transactions of one record to each of Partitions single-partition topics
+// (a 10 ms pause between them, the router's default linger), read by a
+// read-committed consumer.
+type TxnFloorResult struct {
+	Partitions      int     `json:"partitions"`
+	Transactions    int     `json:"transactions"`
+	PerSecond       float64 `json:"transactions_per_second"`
+	ProduceP50ms    float64 `json:"produce_p50_ms"` // first produce of a transaction to its ack
+	CommitP50ms     float64 `json:"commit_p50_ms"`  // EndTransaction
+	VisibleP50ms    float64 `json:"visible_p50_ms"` // record timestamp to the consumer
+	VisibleP99ms    float64 `json:"visible_p99_ms"`
+	VisibleRecorded int64   `json:"visible_samples"`
+}
+
+// txnFloor measures TxnFloorResult on br for d, on topics of its own that it
+// deletes afterwards.
+func txnFloor(ctx context.Context, br *broker, partitions int, d time.Duration) (*TxnFloorResult, error) {
+	kcfg := kafka.Config{Brokers: br.addrs, ClientID: "hsbench"}
+	prefix := fmt.Sprintf("floor%d", rand.IntN(1_000_000))
+	topics := make([]string, partitions)
+	specs := make([]kafka.TopicSpec, partitions)
+	for i := range topics {
+		topics[i] = fmt.Sprintf("%s.t%d", prefix, i)
+		specs[i] = kafka.TopicSpec{Name: topics[i], Partitions: 1}
+	}
+	admCl, err := kgo.NewClient(kcfg.ClientOpts("floor-admin")...)
+	if err != nil {
+		return nil, err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	if err := kcfg.EnsureTopics(ctx, adm, specs...); err != nil {
+		return nil, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, _ = adm.DeleteTopics(dctx, topics...)
+	}()
+	prod, err := kgo.NewClient(kcfg.ClientOpts("floor-producer",
+		kgo.TransactionalID(prefix), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))...)
+	if err != nil {
+		return nil, err
+	}
+	defer prod.Close()
+	cons, err := kgo.NewClient(kcfg.ClientOpts("floor-consumer",
+		kgo.ConsumeTopics(topics...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
+	if err != nil {
+		return nil, err
+	}
+	defer cons.Close()
+
+	visible, produce, commit := newHistogram(), newHistogram(), newHistogram()
+	cctx, stopConsumer := context.WithCancel(ctx)
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for cctx.Err() == nil {
+			fs := cons.PollFetches(cctx)
+			now := time.Now()
+			fs.EachRecord(func(r *kgo.Record) { visible.record(now.Sub(r.Timestamp)) })
+		}
+	}()
+	var n int
+	start := time.Now()
+	for time.Since(start) < d && ctx.Err() == nil {
+		if err := prod.BeginTransaction(); err != nil {
+			stopConsumer()
+			return nil, err
+		}
+		t0 := time.Now()
+		for _, t := range topics {
+			prod.Produce(ctx, &kgo.Record{Topic: t, Value: []byte("floor")}, nil)
+		}
+		if err := prod.Flush(ctx); err != nil {
+			stopConsumer()
+			return nil, err
+		}
+		t1 := time.Now()
+		if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			stopConsumer()
+			return nil, fmt.Errorf("committing: %w", err)
+		}
+		produce.record(t1.Sub(t0))
+		commit.record(time.Since(t1))
+		n++
+		time.Sleep(10 * time.Millisecond)
+	}
+	el := time.Since(start)
+	time.Sleep(time.Second) // the last commits become visible
+	stopConsumer()
+	<-consumed
+	res := &TxnFloorResult{Partitions: partitions, Transactions: n, PerSecond: float64(n) / el.Seconds()}
+	p, _ := produce.quantiles(0.5)
+	c, _ := commit.quantiles(0.5)
+	v, nv := visible.quantiles(0.5, 0.99)
+	res.ProduceP50ms, res.CommitP50ms, res.VisibleP50ms, res.VisibleP99ms, res.VisibleRecorded = p[0], c[0], v[0], v[1], nv
+	return res, nil
+}

@@ -23,16 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/hookstream/hookstream/deliverer"
-	"github.com/hookstream/hookstream/pkg/codec"
-	"github.com/hookstream/hookstream/pkg/kafka"
 	"github.com/hookstream/hookstream/pkg/kafkatest"
 	"github.com/hookstream/hookstream/pkg/metrics"
 	"github.com/hookstream/hookstream/pkg/pipelinetest"
-	"github.com/hookstream/hookstream/pkg/registry"
 	"github.com/hookstream/hookstream/pkg/webhook"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
@@ -42,22 +36,11 @@ import (
 // warnings and errors are shown.
 const envVerbose = "HOOKSTREAM_BENCH_VERBOSE"
 
-// env is one run's slice of a shared cluster (pkg/pipelinetest), its parts
-// under short names. Unlike a test's, it is torn down by close, at the end
+// env is one run's slice of a shared cluster (pkg/pipelinetest). Unlike a test's, it is torn down by close, at the end
 // of the run: a benchmark's iterations are whole runs.
 type env struct {
 	*pipelinetest.Env
 	tb      testing.TB
-	cluster *kafkatest.Cluster
-	kcfg    kafka.Config
-	cat     *codec.Catalog
-	cl      *kgo.Client
-	reg     *registry.Registry
-	admin   *registry.Admin
-	prod    *producer.Producer
-	prom    *prometheus.Registry
-	log     *slog.Logger
-
 	closers []func()
 }
 
@@ -75,10 +58,9 @@ func benchLogger() *slog.Logger {
 // run must not pay for an earlier one's garbage-collection work).
 func newEnv(tb testing.TB, cluster *kafkatest.Cluster) *env {
 	tb.Helper()
-	e := &env{tb: tb, cluster: cluster}
-	pe := pipelinetest.New(tb, cluster, pipelinetest.WithPrefix("b"), pipelinetest.WithLogger(benchLogger()),
+	e := &env{tb: tb}
+	e.Env = pipelinetest.New(tb, cluster, pipelinetest.WithPrefix("b"), pipelinetest.WithLogger(benchLogger()),
 		pipelinetest.WithCleanup(e.defer_), pipelinetest.WithDeleteTopics())
-	e.Env, e.kcfg, e.cat, e.cl, e.reg, e.admin, e.prod, e.prom, e.log = pe, pe.Kafka, pe.Catalog, pe.Client, pe.Registry, pe.Admin, pe.Producer, pe.Metrics, pe.Logger
 	return e
 }
 
@@ -110,7 +92,7 @@ func (e *env) delivererConfig() deliverer.Config {
 // real ones).
 func (e *env) sampleEvents(tenant string, n int) []producer.Event {
 	e.tb.Helper()
-	types := e.cat.Types()
+	types := e.Catalog.Types()
 	data := make(map[string]json.RawMessage, len(types))
 	for _, typ := range types {
 		b, err := fs.ReadFile(schemas.FS, "events/"+typ+"/example.json")
@@ -136,7 +118,7 @@ func (e *env) publish(evs []producer.Event, chunk int) time.Duration {
 	start := time.Now()
 	for len(evs) > 0 {
 		n := min(chunk, len(evs))
-		if _, err := e.prod.PublishBatch(ctx, evs[:n]); err != nil {
+		if _, err := e.Producer.PublishBatch(ctx, evs[:n]); err != nil {
 			e.tb.Fatal(err)
 		}
 		evs = evs[n:]
@@ -164,7 +146,7 @@ func (e *env) waitMetric(name string, want float64, timeout time.Duration) {
 // metric returns the sum of the series named name whose labels include
 // every name=value pair of labels.
 func (e *env) metric(name string, labels ...string) float64 {
-	v, err := metrics.Sum(e.prom, name, labels...)
+	v, err := metrics.Sum(e.Metrics, name, labels...)
 	if err != nil {
 		e.tb.Fatal(err)
 	}
@@ -173,7 +155,7 @@ func (e *env) metric(name string, labels ...string) float64 {
 
 // dumpMetrics logs every non-zero series: the first thing to read when a
 // run fails.
-func (e *env) dumpMetrics() { metrics.Dump(e.prom, e.tb.Logf) }
+func (e *env) dumpMetrics() { metrics.Dump(e.Metrics, e.tb.Logf) }
 
 // sampler records, every interval while a run delivers, the healthy
 // deliveries so far and the deliverer's in-flight and queued gauges: a

@@ -39,7 +39,7 @@ func createEndpoint(t *testing.T, e *env, url string, partitions int32) *registr
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ep, err := e.admin.Create(ctx, registry.Endpoint{TenantID: "acme", URL: url, EventTypes: []string{"*"}, Partitions: partitions})
+	ep, err := e.Admin.Create(ctx, registry.Endpoint{TenantID: "acme", URL: url, EventTypes: []string{"*"}, Partitions: partitions})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func publishAll(t *testing.T, e *env, evs []producer.Event) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for lo := 0; lo < len(evs); lo += 1000 {
-		if _, err := e.prod.PublishBatch(ctx, evs[lo:min(lo+1000, len(evs))]); err != nil {
+		if _, err := e.Producer.PublishBatch(ctx, evs[lo:min(lo+1000, len(evs))]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +69,7 @@ func idPositions(t *testing.T, e *env, recs []*kgo.Record) map[string][]position
 	t.Helper()
 	out := map[string][]position{}
 	for _, r := range recs {
-		env, err := e.cat.DecodeEnvelope(r.Value)
+		env, err := e.Catalog.DecodeEnvelope(r.Value)
 		if err != nil {
 			t.Fatalf("%s[%d]@%d: %v", r.Topic, r.Partition, r.Offset, err)
 		}
@@ -86,7 +86,7 @@ func TestCrashDeliverer(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	t.Logf("broker: %s at %v", cluster.Kind, cluster.Addrs)
 	e := newEnv(t, cluster)
-	adm := kadm.NewClient(e.cl)
+	adm := kadm.NewClient(e.Client)
 	recv := newTrackedReceiver(t)
 
 	const (
@@ -99,7 +99,7 @@ func TestCrashDeliverer(t *testing.T) {
 	)
 	ep := createEndpoint(t, e, recv.url(path), partitions)
 	recv.trust(path, ep)
-	topic := e.kcfg.Topics().Endpoint(ep.ID)
+	topic := e.Kafka.Topics().Endpoint(ep.ID)
 	e.StartRouter()
 
 	args := append([]string{"deliverer"}, e.serviceArgs()...)
@@ -243,7 +243,7 @@ func TestCrashRouter(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	t.Logf("broker: %s at %v", cluster.Kind, cluster.Addrs)
 	e := newEnv(t, cluster)
-	adm := kadm.NewClient(e.cl)
+	adm := kadm.NewClient(e.Client)
 	recv := newReceiver(t)
 
 	const (
@@ -252,12 +252,12 @@ func TestCrashRouter(t *testing.T) {
 	)
 	ep := createEndpoint(t, e, recv.url(path), 3)
 	recv.trust(path, ep)
-	topic := e.kcfg.Topics().Endpoint(ep.ID)
-	events := e.kcfg.Topics().Events()
+	topic := e.Kafka.Topics().Endpoint(ep.ID)
+	events := e.Kafka.Topics().Events()
 	e.StartDeliverer(e.delivererConfig())
 
 	args := append([]string{"router"}, e.serviceArgs()...)
-	args = append(args, "--transactional-id="+e.kcfg.Prefix+"-router-crash", "--max-poll-records=100")
+	args = append(args, "--transactional-id="+e.Kafka.Prefix+"-router-crash", "--max-poll-records=100")
 	start := time.Now()
 	r1 := startHookstream(t, "router-1", args...)
 
@@ -351,10 +351,10 @@ func TestBrokerLoss(t *testing.T) {
 	cluster := kafkatest.Start(t, kafkatest.Nodes(3))
 	t.Logf("broker: %s at %v", cluster.Kind, cluster.Addrs)
 	e := newEnv(t, cluster)
-	if e.kcfg.ReplicationFactor != 3 || e.kcfg.MinInsyncReplicas != 2 {
-		t.Fatalf("env on 3 nodes has replication factor %d and min ISR %d, want 3 and 2", e.kcfg.ReplicationFactor, e.kcfg.MinInsyncReplicas)
+	if e.Kafka.ReplicationFactor != 3 || e.Kafka.MinInsyncReplicas != 2 {
+		t.Fatalf("env on 3 nodes has replication factor %d and min ISR %d, want 3 and 2", e.Kafka.ReplicationFactor, e.Kafka.MinInsyncReplicas)
 	}
-	adm := kadm.NewClient(e.cl)
+	adm := kadm.NewClient(e.Client)
 	recv := newReceiver(t)
 	const (
 		path  = "/broker-loss"
@@ -362,7 +362,7 @@ func TestBrokerLoss(t *testing.T) {
 	)
 	ep := createEndpoint(t, e, recv.url(path), 3)
 	recv.trust(path, ep)
-	topic := e.kcfg.Topics().Endpoint(ep.ID)
+	topic := e.Kafka.Topics().Endpoint(ep.ID)
 	e.StartRouter()
 	e.StartDeliverer(e.delivererConfig())
 
@@ -374,12 +374,12 @@ func TestBrokerLoss(t *testing.T) {
 
 	// Every topic of the env (core, endpoint, retry tiers the deliverer
 	// created) has RF 3 and its own min.insync.replicas=2.
-	checkReplication(t, adm, e.kcfg.Prefix+".")
+	checkReplication(t, adm, e.Kafka.Prefix+".")
 
 	victim, victimID, why := pickVictim(t, adm, cluster,
-		[]string{e.kcfg.Topics().Events(), topic},
-		[]string{e.kcfg.Prefix + "-router", e.kcfg.Prefix + "-deliverer"},
-		[]string{e.kcfg.Prefix + "-router"})
+		[]string{e.Kafka.Topics().Events(), topic},
+		[]string{e.Kafka.Prefix + "-router", e.Kafka.Prefix + "-deliverer"},
+		[]string{e.Kafka.Prefix + "-router"})
 	acked, delivered := pub.acked.Load(), len(recv.ids(path))
 	stopAt := time.Now()
 	cluster.StopNode(t, victim)
@@ -388,7 +388,7 @@ func TestBrokerLoss(t *testing.T) {
 	if pub.isDone() {
 		t.Logf("note: the publisher had finished before the node was down")
 	}
-	waitFailover(t, adm, victimID, e.kcfg.Topics().Events(), topic)
+	waitFailover(t, adm, victimID, e.Kafka.Topics().Events(), topic)
 
 	pub.wait(t, 90*time.Second)
 	eventually(t, 120*time.Second, "every event delivered with one node down", func() bool {

@@ -155,7 +155,7 @@ func testDLQ400(t *testing.T, cluster *kafkatest.Cluster) {
 		if sent[dl.EventID] != dl.EventType || dl.TenantID != "acme" || dl.ResponseBody == "" || dl.LastError == "" {
 			t.Fatalf("dead letter does not describe its event and answer: %+v", dl)
 		}
-		env, err := e.cat.DecodeEnvelope(dl.Envelope)
+		env, err := e.Catalog.DecodeEnvelope(dl.Envelope)
 		if err != nil || env.ID != dl.EventID {
 			t.Fatalf("dead letter envelope: %v %v", env, err)
 		}
@@ -254,7 +254,7 @@ func testOrdered(t *testing.T, cluster *kafkatest.Cluster) {
 	defer cancel()
 	var ids []string
 	for i := 0; i < 10; i++ {
-		id, err := e.prod.Publish(ctx, producer.Event{Type: types[i%len(types)], TenantID: "acme", Key: "order-42", Data: json.RawMessage(in[types[i%len(types)]])})
+		id, err := e.Producer.Publish(ctx, producer.Event{Type: types[i%len(types)], TenantID: "acme", Key: "order-42", Data: json.RawMessage(in[types[i%len(types)]])})
 		if err != nil {
 			t.Fatal(err)
 		}

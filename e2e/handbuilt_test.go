@@ -70,7 +70,7 @@ func testHandBuilt(t *testing.T, cluster *kafkatest.Cluster) {
 	e := newEnv(t, cluster)
 	// Our schema files must canonicalise to the hand-written forms.
 	for typ, pcf := range map[string]string{"user.deleted": userDeletedPCF} {
-		s, ok := e.cat.Version(typ, 1)
+		s, ok := e.Catalog.Version(typ, 1)
 		if !ok || s.Fingerprint != rabin([]byte(pcf)) {
 			t.Fatalf("catalog fingerprint of %s v1 does not match the spec-computed one", typ)
 		}
@@ -96,7 +96,7 @@ func testHandBuilt(t *testing.T, cluster *kafkatest.Cluster) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	plain := cluster.Client(t) // a plain client: no Hookstream code on the writing side
-	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: e.kcfg.Topics().Events(), Key: []byte("acme"), Value: value}).FirstErr(); err != nil {
+	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: e.Kafka.Topics().Events(), Key: []byte("acme"), Value: value}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 60*time.Second, "the hand-built event", func() bool { return len(recv.deliveries("/hand")) > 0 })

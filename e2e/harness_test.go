@@ -13,35 +13,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/deliverer"
-	"github.com/hookstream/hookstream/pkg/codec"
-	"github.com/hookstream/hookstream/pkg/kafka"
 	"github.com/hookstream/hookstream/pkg/kafkatest"
 	"github.com/hookstream/hookstream/pkg/metrics"
 	"github.com/hookstream/hookstream/pkg/pipelinetest"
 	"github.com/hookstream/hookstream/pkg/registry"
 	"github.com/hookstream/hookstream/pkg/webhook"
-	"github.com/hookstream/hookstream/producer"
 )
 
 // env is one test's isolated slice of a shared cluster (pkg/pipelinetest),
-// its parts under short names, stopped when the test ends.
+// stopped when the test ends.
 type env struct {
 	*pipelinetest.Env
-	t       *testing.T
-	cluster *kafkatest.Cluster
-	kcfg    kafka.Config
-	cat     *codec.Catalog
-	reg     *registry.Registry
-	admin   *registry.Admin
-	prod    *producer.Producer
-	cl      *kgo.Client
-	prom    *prometheus.Registry
-	log     *slog.Logger
+	t *testing.T
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -59,10 +46,7 @@ func newEnv(t *testing.T, cluster *kafkatest.Cluster) *env {
 	t.Helper()
 	pe := pipelinetest.New(t, cluster, pipelinetest.WithPrefix("t"), pipelinetest.WithEventsPartitions(3),
 		pipelinetest.WithLogger(testLogger(t)), pipelinetest.WithCleanup(t.Cleanup))
-	e := &env{
-		Env: pe, t: t, cluster: cluster, kcfg: pe.Kafka, cat: pe.Catalog, reg: pe.Registry, admin: pe.Admin,
-		prod: pe.Producer, cl: pe.Client, prom: pe.Metrics, log: pe.Logger,
-	}
+	e := &env{Env: pe, t: t}
 	t.Cleanup(func() {
 		if t.Failed() {
 			e.dumpMetrics()
@@ -73,7 +57,7 @@ func newEnv(t *testing.T, cluster *kafkatest.Cluster) *env {
 
 // dumpMetrics logs every non-zero series: the first thing to read when a
 // scenario fails.
-func (e *env) dumpMetrics() { metrics.Dump(e.prom, e.t.Logf) }
+func (e *env) dumpMetrics() { metrics.Dump(e.Metrics, e.t.Logf) }
 
 // delivererConfig is the deliverer with test timing: a fast retry schedule,
 // breaker and commits, short timeouts.
@@ -96,7 +80,7 @@ func (e *env) deadLetters(n int, timeout time.Duration) []deliverer.DeadLetter {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cl := e.cluster.Client(e.t, kgo.ConsumeTopics(e.kcfg.Topics().DLQ()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl := e.Cluster.Client(e.t, kgo.ConsumeTopics(e.Kafka.Topics().DLQ()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	var out []deliverer.DeadLetter
 	for len(out) < n {
 		fs := cl.PollFetches(ctx)
@@ -105,7 +89,7 @@ func (e *env) deadLetters(n int, timeout time.Duration) []deliverer.DeadLetter {
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			var dl deliverer.DeadLetter
-			if err := e.cat.Unmarshal(r.Value, deliverer.DeadLetterRecordName, &dl); err != nil {
+			if err := e.Catalog.Unmarshal(r.Value, deliverer.DeadLetterRecordName, &dl); err != nil {
 				e.t.Fatalf("dead letter does not decode: %v", err)
 			}
 			out = append(out, dl)
@@ -119,7 +103,7 @@ func (e *env) dlqCount() int64 {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ends, err := kadm.NewClient(e.cl).ListEndOffsets(ctx, e.kcfg.Topics().DLQ())
+	ends, err := kadm.NewClient(e.Client).ListEndOffsets(ctx, e.Kafka.Topics().DLQ())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -57,13 +57,13 @@ func testAutoDisable(t *testing.T, cluster *kafkatest.Cluster, failWith int) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := e.reg.WaitFor(ctx, func(r *registry.Registry) bool {
+	if err := e.Registry.WaitFor(ctx, func(r *registry.Registry) bool {
 		ep, _ := r.Get(dead.ID)
 		return ep.Status == registry.StatusDisabled
 	}); err != nil {
 		t.Fatalf("endpoint was not disabled: %v", err)
 	}
-	ep, _ := e.reg.Get(dead.ID)
+	ep, _ := e.Registry.Get(dead.ID)
 	t.Logf("disabled: %s", ep.StatusReason)
 	if failWith == http.StatusGone && ep.StatusReason != "410 Gone" || failWith != http.StatusGone && !strings.HasPrefix(ep.StatusReason, "failing since") {
 		t.Fatalf("status reason %q", ep.StatusReason)
@@ -84,7 +84,7 @@ func testAutoDisable(t *testing.T, cluster *kafkatest.Cluster, failWith int) {
 	}
 	before := len(recv.attempts("/dead"))
 	healthy.Store(true)
-	if _, err := e.admin.SetStatus(ctx, dead.ID, registry.StatusActive, ""); err != nil {
+	if _, err := e.Admin.SetStatus(ctx, dead.ID, registry.StatusActive, ""); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 60*time.Second, "every event after re-enabling", func() bool {

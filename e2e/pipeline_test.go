@@ -40,16 +40,16 @@ func TestPipeline(t *testing.T) {
 func samples(t *testing.T, e *env) (types []string, in map[string]json.RawMessage, want map[string]any) {
 	t.Helper()
 	in, want = map[string]json.RawMessage{}, map[string]any{}
-	for _, typ := range e.cat.Types() {
+	for _, typ := range e.Catalog.Types() {
 		b, err := fs.ReadFile(schemas.FS, "events/"+typ+"/example.json")
 		if err != nil {
 			t.Fatalf("no example for %s: %v", typ, err)
 		}
-		soe, err := e.cat.EncodeJSON(typ, b)
+		soe, err := e.Catalog.EncodeJSON(typ, b)
 		if err != nil {
 			t.Fatalf("example of %s does not encode: %v", typ, err)
 		}
-		_, js, err := e.cat.DataToJSON(soe)
+		_, js, err := e.Catalog.DataToJSON(soe)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func publish(t *testing.T, e *env, tenant string, n int, types []string, in map[
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ids, err := e.prod.PublishBatch(ctx, evs)
+	ids, err := e.Producer.PublishBatch(ctx, evs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,27 +255,27 @@ func testBadInput(t *testing.T, cluster *kafkatest.Cluster) {
 	defer cancel()
 
 	// Refused by Publish, before Kafka.
-	_, err := e.prod.Publish(ctx, producer.Event{Type: "no.such_type", TenantID: "acme", Data: json.RawMessage(`{}`)})
+	_, err := e.Producer.Publish(ctx, producer.Event{Type: "no.such_type", TenantID: "acme", Data: json.RawMessage(`{}`)})
 	if !errors.Is(err, producer.ErrInvalidEvent) {
 		t.Fatalf("unknown type: err = %v, want ErrInvalidEvent", err)
 	}
 	types, in, _ := samples(t, e)
-	_, err = e.prod.Publish(ctx, producer.Event{Type: types[0], TenantID: "acme", Data: json.RawMessage(`{"not_a_field": 1}`)})
+	_, err = e.Producer.Publish(ctx, producer.Event{Type: types[0], TenantID: "acme", Data: json.RawMessage(`{"not_a_field": 1}`)})
 	if !errors.Is(err, producer.ErrInvalidEvent) {
 		t.Fatalf("bad data: err = %v, want ErrInvalidEvent", err)
 	}
-	_, err = e.prod.Publish(ctx, producer.Event{Type: types[0], Data: in[types[0]]})
+	_, err = e.Producer.Publish(ctx, producer.Event{Type: types[0], Data: in[types[0]]})
 	if !errors.Is(err, producer.ErrInvalidEvent) {
 		t.Fatalf("no tenant: err = %v, want ErrInvalidEvent", err)
 	}
 
 	// Written to the events topic by someone else: quarantined, not fatal.
-	good, err := e.prod.Record(producer.Event{Type: types[0], TenantID: "acme", Data: in[types[0]]})
+	good, err := e.Producer.Record(producer.Event{Type: types[0], TenantID: "acme", Data: in[types[0]]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	unknownFP := append([]byte{0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8}, good.Value[10:]...)
-	env, err := e.cat.DecodeEnvelope(good.Value)
+	env, err := e.Catalog.DecodeEnvelope(good.Value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,20 +286,20 @@ func testBadInput(t *testing.T, cluster *kafkatest.Cluster) {
 		"unknown schema":         unknownFP,
 		"data of unknown schema": badData,
 	}
-	topic := e.kcfg.Topics().Events()
+	topic := e.Kafka.Topics().Events()
 	for name, v := range bad {
-		if err := e.cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(name), Value: v}).FirstErr(); err != nil {
+		if err := e.Client.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(name), Value: v}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	id, err := e.prod.Publish(ctx, producer.Event{Type: types[0], TenantID: "acme", Data: in[types[0]]})
+	id, err := e.Producer.Publish(ctx, producer.Event{Type: types[0], TenantID: "acme", Data: in[types[0]]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 60*time.Second, "the valid event after the invalid ones", func() bool { return recv.ids("/ok")[id] > 0 })
 
 	// Every invalid record is in the quarantine topic with its reason.
-	qc := e.cluster.Client(t, kgo.ConsumeTopics(e.kcfg.Topics().Invalid()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	qc := e.Cluster.Client(t, kgo.ConsumeTopics(e.Kafka.Topics().Invalid()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	reasons := map[string]string{}
 	for len(reasons) < len(bad) {
 		fs := qc.PollFetches(ctx)
@@ -327,7 +327,7 @@ func testBadInput(t *testing.T, cluster *kafkatest.Cluster) {
 
 func counterValue(t *testing.T, e *env, name, label, value string) float64 {
 	t.Helper()
-	v, err := metrics.Sum(e.prom, name, label, value)
+	v, err := metrics.Sum(e.Metrics, name, label, value)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func counterValue(t *testing.T, e *env, name, label, value string) float64 {
 // count), 0 if it is not there.
 func gaugeValue(t *testing.T, e *env, name string) float64 {
 	t.Helper()
-	v, err := metrics.Sum(e.prom, name)
+	v, err := metrics.Sum(e.Metrics, name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,18 +120,18 @@ func (e *env) serviceArgs() []string {
 		lvl = "debug"
 	}
 	args := []string{
-		"--brokers=" + strings.Join(e.kcfg.Brokers, ","),
-		"--topic-prefix=" + e.kcfg.Prefix,
-		"--client-id=" + e.kcfg.ClientID + "-proc",
-		"--events-partitions=" + strconv.Itoa(int(e.kcfg.EventsPartitions)),
+		"--brokers=" + strings.Join(e.Kafka.Brokers, ","),
+		"--topic-prefix=" + e.Kafka.Prefix,
+		"--client-id=" + e.Kafka.ClientID + "-proc",
+		"--events-partitions=" + strconv.Itoa(int(e.Kafka.EventsPartitions)),
 		"--metrics-addr=",
 		"--log-level=" + lvl,
 	}
-	if e.kcfg.ReplicationFactor > 0 {
-		args = append(args, "--replication-factor="+strconv.Itoa(int(e.kcfg.ReplicationFactor)))
+	if e.Kafka.ReplicationFactor > 0 {
+		args = append(args, "--replication-factor="+strconv.Itoa(int(e.Kafka.ReplicationFactor)))
 	}
-	if e.kcfg.MinInsyncReplicas > 0 {
-		args = append(args, "--min-insync-replicas="+strconv.Itoa(e.kcfg.MinInsyncReplicas))
+	if e.Kafka.MinInsyncReplicas > 0 {
+		args = append(args, "--min-insync-replicas="+strconv.Itoa(e.Kafka.MinInsyncReplicas))
 	}
 	return args
 }
@@ -418,7 +418,7 @@ func startPublisher(t *testing.T, e *env, evs []producer.Event, batch int, inter
 			todo := evs[lo:min(lo+batch, len(evs))]
 			for attempt := 0; len(todo) > 0; attempt++ {
 				actx, acancel := context.WithTimeout(ctx, 30*time.Second)
-				got, err := e.prod.PublishBatch(actx, todo)
+				got, err := e.Producer.PublishBatch(actx, todo)
 				acancel()
 				var failed []producer.Event
 				for i, ev := range todo {

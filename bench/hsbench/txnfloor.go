@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -68,6 +69,7 @@ func txnFloor(ctx context.Context, br *broker, partitions int, d time.Duration) 
 	defer cons.Close()
 
 	visible, produce, commit := newHistogram(), newHistogram(), newHistogram()
+	var seen atomic.Int64
 	cctx, stopConsumer := context.WithCancel(ctx)
 	consumed := make(chan struct{})
 	go func() {
@@ -75,7 +77,7 @@ func txnFloor(ctx context.Context, br *broker, partitions int, d time.Duration) 
 		for cctx.Err() == nil {
 			fs := cons.PollFetches(cctx)
 			now := time.Now()
-			fs.EachRecord(func(r *kgo.Record) { visible.record(now.Sub(r.Timestamp)) })
+			fs.EachRecord(func(r *kgo.Record) { visible.record(now.Sub(r.Timestamp)); seen.Add(1) })
 		}
 	}()
 	var n int
@@ -104,7 +106,10 @@ func txnFloor(ctx context.Context, br *broker, partitions int, d time.Duration) 
 		time.Sleep(10 * time.Millisecond)
 	}
 	el := time.Since(start)
-	time.Sleep(time.Second) // the last commits become visible
+	// Until the consumer has read every committed record (or 10 s).
+	for wait := time.Now().Add(10 * time.Second); seen.Load() < int64(n*partitions) && time.Now().Before(wait); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	stopConsumer()
 	<-consumed
 	res := &TxnFloorResult{Partitions: partitions, Transactions: n, PerSecond: float64(n) / el.Seconds()}

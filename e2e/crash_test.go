@@ -125,8 +125,12 @@ func TestCrashDeliverer(t *testing.T) {
 	})
 	killedAt := time.Now()
 	d1.kill()
-	// Requests the dead process had sent may still be in the handler.
-	eventually(t, 10*time.Second, "the receiver to finish the killed deliverer's requests", func() bool { return recv.active.Load() == 0 })
+	// Requests the dead process had sent may still be in the handler, or
+	// unread in a socket buffer (served before the server sees the closed
+	// connection): wait until every connection it had is closed.
+	eventually(t, 10*time.Second, "the receiver to finish the killed deliverer's requests and close its connections", func() bool {
+		return recv.active.Load() == 0 && recv.conns.Load() == 0
+	})
 	before := recv.ids(path)
 	beforeN := len(recv.deliveries(path))
 	committed := groupOffsets(t, adm, deliverer.DefaultGroup, topic)

@@ -297,11 +297,18 @@ func (p *hsProcess) logTail(n int) string {
 // A receiver that tracks arrival times and requests being handled
 
 // trackedReceiver is a receiver served on its own listener through a wrapper
-// that counts requests in progress and records when each one finished.
+// that counts requests in progress and open connections, and records when
+// each request finished.
 type trackedReceiver struct {
 	*receiver
 	base   string
 	active atomic.Int64
+	// conns counts open connections. A killed client's requests can still
+	// sit unread in the socket buffer after active drops to zero; the server
+	// reads and serves them, then sees end of file and closes the
+	// connection, so conns reaching zero is the point after which nothing of
+	// a dead client's can still arrive.
+	conns atomic.Int64
 
 	mu       sync.Mutex
 	finished []time.Time
@@ -314,7 +321,15 @@ func newTrackedReceiver(t *testing.T) *trackedReceiver {
 		t.Fatal(err)
 	}
 	tr.base = "http://" + ln.Addr().String()
-	srv := &http.Server{Handler: tr, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: tr, ReadHeaderTimeout: 5 * time.Second,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			switch s {
+			case http.StateNew:
+				tr.conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				tr.conns.Add(-1)
+			}
+		}}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return tr

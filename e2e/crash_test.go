@@ -7,6 +7,8 @@ package e2e
 //     process had delivered but not committed.
 //   - TestCrashRouter: kill -9 of a router process mid-stream, restarted with
 //     the same transactional id: every event is fanned out exactly once.
+//   - TestCrashRouterAtLeastOnce: the same with --guarantee=at-least-once:
+//     every event fanned out, twice only past the committed offsets.
 //   - TestBrokerLoss: a 3-node Kafka cluster (RF 3, min ISR 2) loses a node
 //     mid-stream: nothing is lost and the publisher does not notice.
 //
@@ -339,6 +341,104 @@ func TestCrashRouter(t *testing.T) {
 	}
 	t.Logf("RESULT router crash (%s): %d events, %d committed records in the endpoint topic, %d aborted records (the killed transaction's), all delivered %v after the restart; %d duplicate deliveries at the receiver",
 		cluster.Kind, total, len(committed), len(all)-len(committed), allAfter.Round(time.Millisecond), dups)
+	if n := recv.badSig.Load(); n != 0 {
+		t.Errorf("%d deliveries failed signature verification", n)
+	}
+}
+
+// TestCrashRouterAtLeastOnce SIGKILLs an at-least-once router mid-stream
+// and restarts it: every event reaches the endpoint topic and the receiver,
+// and the only events fanned out twice are those at or past the offsets
+// the killed router had committed on the events topic.
+func TestCrashRouterAtLeastOnce(t *testing.T) {
+	hookstreamBinary(t)
+	cluster := kafkatest.Start(t)
+	t.Logf("broker: %s at %v", cluster.Kind, cluster.Addrs)
+	e := newEnv(t, cluster)
+	adm := kadm.NewClient(e.Client)
+	recv := newReceiver(t)
+
+	const (
+		path        = "/crash-router-alo"
+		total       = 5000
+		commitEvery = 250 * time.Millisecond
+	)
+	ep := createEndpoint(t, e, recv.url(path), 3)
+	recv.trust(path, ep)
+	topic := e.Kafka.Topics().Endpoint(ep.ID)
+	events := e.Kafka.Topics().Events()
+	e.StartDeliverer(e.delivererConfig())
+
+	args := append([]string{"router"}, e.serviceArgs()...)
+	args = append(args, "--guarantee=at-least-once", "--commit-interval="+commitEvery.String(), "--max-poll-records=100")
+	start := time.Now()
+	r1 := startHookstream(t, "router-1", args...)
+
+	evs := keyedEvents(t, e, "acme", total)
+	want := eventIDs(evs)
+	pub := startPublisher(t, e, evs, 50, 40*time.Millisecond, 0) // ~4 s
+	eventually(t, 90*time.Second, "a third of the events delivered", func() bool {
+		r1.check()
+		return len(recv.ids(path)) >= total/3
+	})
+	r1.kill()
+	// The dead router commits nothing more: what is past these offsets and
+	// already fanned out is fanned out again by its successor.
+	committed := groupOffsets(t, adm, router.DefaultGroup, events)
+	written := endOffsets(t, adm, topic, false)
+	t.Logf("router-1 killed after %v with %d of %d events published; events topic committed %v; endpoint topic holds %v",
+		time.Since(start).Round(time.Millisecond), pub.acked.Load(), total, committed, written)
+
+	r2 := startHookstream(t, "router-2", args...)
+	pub.wait(t, 60*time.Second)
+	eventually(t, 120*time.Second, "every event delivered after the router restart", func() bool {
+		r2.check()
+		return missing(recv, path, want) == 0
+	})
+	eventsEnd := endOffsets(t, adm, events, false)
+	eventually(t, 60*time.Second, "router-2 to commit the whole events topic", func() bool {
+		r2.check()
+		return caughtUp(t, adm, router.DefaultGroup, events, eventsEnd)
+	})
+	r2.stop(30 * time.Second)
+
+	source := idPositions(t, e, readTopic(t, cluster, events, false))
+	fanned := idPositions(t, e, readTopic(t, cluster, topic, false))
+	// Every event goes to this one endpoint, in order per partition: what
+	// router-1 wrote past its committed offsets is what router-2 rewrites.
+	predicted := int64(0)
+	for _, n := range written {
+		predicted += n
+	}
+	for _, n := range committed {
+		predicted -= n
+	}
+	twice := 0
+	for id := range want {
+		src := source[id]
+		if len(src) != 1 {
+			t.Fatalf("event %s is %d times in %s, want once", id, len(src), events)
+		}
+		switch n := len(fanned[id]); {
+		case n == 0:
+			t.Errorf("event %s is missing from %s", id, topic)
+		case n > 2:
+			t.Errorf("event %s fanned out %d times across one crash", id, n)
+		case n == 2:
+			twice++
+			if src[0].offset < committed[src[0].partition] {
+				t.Errorf("event %s (%s[%d]@%d) fanned out twice although offset %d was committed before the kill",
+					id, events, src[0].partition, src[0].offset, committed[src[0].partition])
+			}
+		}
+	}
+	for id := range fanned {
+		if !want[id] {
+			t.Errorf("%s in %s was never published", id, topic)
+		}
+	}
+	t.Logf("RESULT router crash, at-least-once (%s): %d events, %d fanned out twice (router-1 had written %d past its committed offsets)",
+		cluster.Kind, total, twice, predicted)
 	if n := recv.badSig.Load(); n != 0 {
 		t.Errorf("%d deliveries failed signature verification", n)
 	}

@@ -10,6 +10,7 @@ type routerMetrics struct {
 	events       *prometheus.CounterVec
 	fanout       prometheus.Counter
 	transactions *prometheus.CounterVec
+	writeRetries prometheus.Counter
 	batchSeconds prometheus.Histogram
 	fetchDelay   prometheus.Histogram
 }
@@ -28,9 +29,13 @@ func newMetrics(reg prometheus.Registerer) *routerMetrics {
 			Name: "hookstream_router_transactions_total",
 			Help: "Router transactions by result (committed, aborted).",
 		}, []string{"result"})),
+		writeRetries: metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookstream_router_write_retries_total",
+			Help: "At-least-once routers only: batches written again after a failed write (each retry rewrites the whole batch).",
+		})),
 		batchSeconds: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hookstream_router_batch_duration_seconds",
-			Help:    "Time to route one polled batch, from transaction begin to commit.",
+			Help:    "Time to route one polled batch: from transaction begin to commit (exactly-once), or until every write is acknowledged (at-least-once).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		})),
 		fetchDelay: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{

@@ -4,13 +4,23 @@
 // The router consumes <prefix>.events in the consumer group
 // hookstream-router, decodes only the envelope (never the event data, whose
 // schema it only checks by fingerprint), matches the event against the
-// tenant's endpoints that take fan-out (active or disabled, not deleted) (exact type, category.* or *), and writes the
-// record unchanged to each matching <prefix>.endpoint.<id> inside a Kafka
-// transaction that also commits the consumed offsets. A router crash
-// therefore neither drops nor duplicates fan-out. Records that cannot be
-// routed (not Avro single-object encoded, an unknown schema, data that is
-// not of the named type) are moved, in the same transaction, to
-// <prefix>.events.invalid with the reason in the hookstream-error header.
+// tenant's endpoints that take fan-out (active or disabled, not deleted)
+// (exact type, category.* or *), and writes the record unchanged to each
+// matching <prefix>.endpoint.<id>.
+//
+// By default (ExactlyOnce) the writes and the consumed offsets go in one
+// Kafka transaction, so a router crash neither drops nor duplicates
+// fan-out. With AtLeastOnce the writes use the idempotent producer and the
+// offsets are committed once they are acknowledged: a crash never drops
+// fan-out but may write the last commit interval's events again, and in
+// exchange records reach deliverers as soon as they are written, with no
+// transaction markers for the broker to write.
+//
+// Records that cannot be routed (not Avro single-object encoded, an
+// unknown schema, data that is not of the named type) are moved to
+// <prefix>.events.invalid with the reason in the hookstream-error header,
+// in the same transaction (ExactlyOnce) or before their offset is
+// committed (AtLeastOnce).
 package router
 
 import (
@@ -42,11 +52,40 @@ const (
 	HeaderSourceOffset    = "hookstream-source-offset"
 )
 
+// Guarantee is what a router crash may do to fan-out.
+type Guarantee string
+
+const (
+	// ExactlyOnce writes each batch's fan-out and its consumed offsets in
+	// one Kafka transaction: a crash neither drops nor duplicates fan-out.
+	// Deliverers (read-committed) see a batch only once it commits, and
+	// every commit writes a marker to each endpoint partition it touched.
+	ExactlyOnce Guarantee = "exactly-once"
+	// AtLeastOnce writes fan-out with the idempotent producer and commits
+	// the consumed offsets after the writes are acknowledged: a crash never
+	// drops fan-out, but the events since the last commit (at most
+	// CommitInterval's worth, plus the batch being written) are fanned out
+	// again, and their deliveries repeat with the same webhook-id. Records
+	// reach deliverers as soon as they are written, and the broker writes
+	// no transaction markers: lower latency and less broker work per event.
+	AtLeastOnce Guarantee = "at-least-once"
+)
+
+// MinCommitInterval is the shortest CommitInterval (franz-go's minimum
+// autocommit interval).
+const MinCommitInterval = 100 * time.Millisecond
+
 // Config configures a Router.
 type Config struct {
 	Kafka kafka.Config
 	// Group is the consumer group (default "hookstream-router").
 	Group string
+	// Guarantee is ExactlyOnce (the default) or AtLeastOnce.
+	Guarantee Guarantee
+	// CommitInterval is how often an AtLeastOnce router commits the offsets
+	// of what it has written (default 1s, at least MinCommitInterval): about
+	// the most a crash fans out twice.
+	CommitInterval time.Duration
 	// TransactionalID identifies this router instance's transactions. It must
 	// be stable across restarts of one instance (so a restart fences the
 	// crashed instance's open transaction at once) and unique between
@@ -62,6 +101,7 @@ type Config struct {
 	MaxPollRecords int
 	// TxnLinger is how long a transaction stays open gathering more events
 	// after its first (default 10ms; negative: commit each poll at once).
+	// ExactlyOnce only.
 	// Every commit writes a marker to each endpoint partition it touched,
 	// so under a trickle of events a short linger cuts the broker's work
 	// many times over for a few milliseconds of latency.
@@ -96,6 +136,19 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Router, error
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
 	}
+	switch cfg.Guarantee {
+	case "":
+		cfg.Guarantee = ExactlyOnce
+	case ExactlyOnce, AtLeastOnce:
+	default:
+		return nil, fmt.Errorf("router: unknown guarantee %q (%s or %s)", cfg.Guarantee, ExactlyOnce, AtLeastOnce)
+	}
+	switch {
+	case cfg.CommitInterval == 0:
+		cfg.CommitInterval = time.Second
+	case cfg.CommitInterval < MinCommitInterval:
+		return nil, fmt.Errorf("router: commit interval %v is under the minimum %v", cfg.CommitInterval, MinCommitInterval)
+	}
 	if cfg.TransactionalID == "" {
 		host, _ := os.Hostname()
 		cfg.TransactionalID = cfg.Group + "-" + host
@@ -121,30 +174,45 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Router, error
 	return &Router{cfg: cfg, reg: reg, cat: cat, topics: cfg.Kafka.Topics(), log: cfg.Logger, m: newMetrics(cfg.Registerer)}, nil
 }
 
-// Run routes until ctx is cancelled, then aborts the open transaction (its
-// records are consumed again by the next owner) and leaves the group. It returns nil after a clean shutdown.
+// Run routes until ctx is cancelled and leaves the group. With ExactlyOnce
+// it aborts the open transaction first (its records are consumed again by
+// the next owner); with AtLeastOnce it commits what it has written. It
+// returns nil after a clean shutdown.
 func (r *Router) Run(ctx context.Context) error {
+	if r.cfg.Guarantee == AtLeastOnce {
+		return r.runAtLeastOnce(ctx)
+	}
+	return r.runExactlyOnce(ctx)
+}
+
+// clientOpts are the options both guarantees share.
+func (r *Router) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 	opts := []kgo.Opt{kgo.SessionTimeout(r.cfg.SessionTimeout)}
 	if r.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(r.cfg.InstanceID))
 	}
-	sess, err := kgo.NewGroupTransactSession(r.cfg.Kafka.ClientOpts("router", append(opts,
+	return r.cfg.Kafka.ClientOpts("router", append(append(opts,
 		kgo.ConsumerGroup(r.cfg.Group),
 		kgo.ConsumeTopics(r.topics.Events()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.TransactionalID(r.cfg.TransactionalID),
-		kgo.TransactionTimeout(30*time.Second),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(r.produceLinger()),
-		kgo.FetchMaxBytes(16<<20), // a transaction routes at most MaxPollRecords anyway
+		kgo.FetchMaxBytes(16<<20), // a batch routes at most MaxPollRecords anyway
 		kgo.ProducerBatchCompression(compressionCodecs[r.cfg.Compression], kgo.NoCompression()),
-	)...)...)
+	), extra...)...)
+}
+
+func (r *Router) runExactlyOnce(ctx context.Context) error {
+	sess, err := kgo.NewGroupTransactSession(r.clientOpts(
+		kgo.TransactionalID(r.cfg.TransactionalID),
+		kgo.TransactionTimeout(30*time.Second),
+		kgo.ProducerLinger(r.produceLinger()),
+	)...)
 	if err != nil {
 		return fmt.Errorf("router: %w", err)
 	}
 	defer sess.Close()
-	r.log.Info("router started", "group", r.cfg.Group, "topic", r.topics.Events(), "transactional_id", r.cfg.TransactionalID)
+	r.log.Info("router started", "guarantee", r.cfg.Guarantee, "group", r.cfg.Group, "topic", r.topics.Events(), "transactional_id", r.cfg.TransactionalID)
 
 	var matches []*registry.Endpoint
 	backoff := 100 * time.Millisecond
@@ -161,39 +229,16 @@ func (r *Router) Run(ctx context.Context) error {
 		if err := sess.Begin(); err != nil {
 			return fmt.Errorf("router: begin transaction: %w", err)
 		}
-		var failed atomic.Pointer[error]
-		promise := func(_ *kgo.Record, err error) {
-			if err != nil {
-				failed.CompareAndSwap(nil, &err)
-			}
-		}
-		var polled, routed, unrouted, quarantined, fanout int
-		routeAll := func(fs kgo.Fetches) {
-			polled += fs.NumRecords()
-			now := time.Now()
-			fs.EachRecord(func(rec *kgo.Record) {
-				r.m.fetchDelay.Observe(now.Sub(rec.Timestamp).Seconds())
-				n, qerr := r.route(ctx, sess, rec, &matches, promise)
-				switch {
-				case qerr != nil:
-					quarantined++
-				case n == 0:
-					unrouted++
-				default:
-					routed++
-					fanout += n
-				}
-			})
-		}
-		routeAll(fs)
+		b := &batch{r: r, p: sess, matches: &matches}
+		b.routeAll(ctx, fs)
 		// Linger: keep the transaction open a little for more events (their
 		// records are produced meanwhile), so one commit covers them all.
 		if r.cfg.TxnLinger > 0 {
 			lctx, lcancel := context.WithDeadline(ctx, start.Add(r.cfg.TxnLinger))
-			for polled < r.cfg.MaxPollRecords && lctx.Err() == nil {
-				more := sess.PollRecords(lctx, r.cfg.MaxPollRecords-polled)
+			for b.polled < r.cfg.MaxPollRecords && lctx.Err() == nil {
+				more := sess.PollRecords(lctx, r.cfg.MaxPollRecords-b.polled)
 				r.logFetchErrors(more, lctx)
-				routeAll(more)
+				b.routeAll(ctx, more)
 			}
 			lcancel()
 		}
@@ -205,7 +250,7 @@ func (r *Router) Run(ctx context.Context) error {
 			return nil
 		}
 		try := kgo.TryCommit
-		if perr := failed.Load(); perr != nil {
+		if perr := b.failed.Load(); perr != nil {
 			r.log.Error("router: produce failed, aborting the transaction; the batch is consumed again", "err", *perr)
 			try = kgo.TryAbort
 		}
@@ -219,7 +264,7 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		if !committed {
 			r.m.transactions.WithLabelValues("aborted").Inc()
-			r.log.Warn("router: transaction aborted (rebalance or produce failure); the batch is consumed again", "records", polled)
+			r.log.Warn("router: transaction aborted (rebalance or produce failure); the batch is consumed again", "records", b.polled)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -230,12 +275,127 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		backoff = 100 * time.Millisecond
 		r.m.transactions.WithLabelValues("committed").Inc()
-		r.m.events.WithLabelValues("routed").Add(float64(routed))
-		r.m.events.WithLabelValues("unrouted").Add(float64(unrouted))
-		r.m.events.WithLabelValues("quarantined").Add(float64(quarantined))
-		r.m.fanout.Add(float64(fanout))
-		r.m.batchSeconds.Observe(time.Since(start).Seconds())
+		b.done(start)
 	}
+}
+
+// runAtLeastOnce routes each poll with the idempotent producer, waits until
+// every write is acknowledged (retrying the batch after a failed write),
+// then marks the poll's offsets for the periodic commit. Rebalances wait
+// between polls (BlockRebalanceOnPoll), so a revocation's commit covers
+// only written records.
+func (r *Router) runAtLeastOnce(ctx context.Context) error {
+	cl, err := kgo.NewClient(r.clientOpts(
+		kgo.ProducerLinger(0), // visible when written: nothing gains from waiting
+		kgo.BlockRebalanceOnPoll(),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(r.cfg.CommitInterval),
+	)...)
+	if err != nil {
+		return fmt.Errorf("router: %w", err)
+	}
+	r.log.Info("router started", "guarantee", r.cfg.Guarantee, "group", r.cfg.Group, "topic", r.topics.Events(), "commit_interval", r.cfg.CommitInterval)
+
+	var matches []*registry.Endpoint
+	for {
+		fs := cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		if ctx.Err() != nil {
+			break
+		}
+		r.logFetchErrors(fs, nil)
+		if fs.NumRecords() == 0 {
+			cl.AllowRebalance()
+			continue
+		}
+		start := time.Now()
+		b, ok := r.writeAll(ctx, cl, fs, &matches)
+		if !ok {
+			break // cancelled: this poll's offsets stay unmarked
+		}
+		cl.MarkCommitRecords(fs.Records()...)
+		b.done(start)
+		cl.AllowRebalance()
+	}
+	// Everything marked is written: commit it, then leave (a static member
+	// does not leave, so the commit cannot rely on the revocation's).
+	cl.AllowRebalance()
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.CommitMarkedOffsets(cctx); err != nil {
+		r.log.Warn("router: committing written offsets at shutdown; the next owner fans them out again", "err", err)
+	}
+	cl.Close()
+	return nil
+}
+
+// writeAll routes fs until every write is acknowledged, retrying the whole
+// batch (at least once: a retry rewrites what had succeeded) after a
+// failure, with backoff. It returns false only when ctx is cancelled.
+func (r *Router) writeAll(ctx context.Context, cl *kgo.Client, fs kgo.Fetches, matches *[]*registry.Endpoint) (*batch, bool) {
+	backoff := 100 * time.Millisecond
+	for {
+		b := &batch{r: r, p: cl, matches: matches}
+		b.routeAll(ctx, fs)
+		if err := cl.Flush(ctx); err != nil {
+			return nil, false
+		}
+		perr := b.failed.Load()
+		if perr == nil {
+			return b, true
+		}
+		r.m.writeRetries.Inc()
+		r.log.Error("router: produce failed; writing the batch again", "records", b.polled, "err", *perr, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// batch routes polled records to one producer and counts the results.
+type batch struct {
+	r       *Router
+	p       producer
+	matches *[]*registry.Endpoint
+	failed  atomic.Pointer[error]
+
+	polled, routed, unrouted, quarantined, fanout int
+}
+
+func (b *batch) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		b.failed.CompareAndSwap(nil, &err)
+	}
+}
+
+func (b *batch) routeAll(ctx context.Context, fs kgo.Fetches) {
+	b.polled += fs.NumRecords()
+	now := time.Now()
+	fs.EachRecord(func(rec *kgo.Record) {
+		b.r.m.fetchDelay.Observe(now.Sub(rec.Timestamp).Seconds())
+		n, qerr := b.r.route(ctx, b.p, rec, b.matches, b.promise)
+		switch {
+		case qerr != nil:
+			b.quarantined++
+		case n == 0:
+			b.unrouted++
+		default:
+			b.routed++
+			b.fanout += n
+		}
+	})
+}
+
+// done records a batch that is written (and committed, ExactlyOnce).
+func (b *batch) done(start time.Time) {
+	m := b.r.m
+	m.events.WithLabelValues("routed").Add(float64(b.routed))
+	m.events.WithLabelValues("unrouted").Add(float64(b.unrouted))
+	m.events.WithLabelValues("quarantined").Add(float64(b.quarantined))
+	m.fanout.Add(float64(b.fanout))
+	m.batchSeconds.Observe(time.Since(start).Seconds())
 }
 
 // logFetchErrors logs the fetch errors of fs, except the expiry of the

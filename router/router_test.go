@@ -55,6 +55,7 @@ func (f *fakeProducer) topics() []string {
 // and t2-a (*) for tenant t2.
 type fixture struct {
 	r    *Router
+	reg  *registry.Registry
 	cat  *codec.Catalog
 	cfg  kafka.Config
 	prod *publisher.Producer
@@ -109,7 +110,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	return &fixture{r: r, cat: cat, cfg: cfg, prod: prod}
+	return &fixture{r: r, reg: reg, cat: cat, cfg: cfg, prod: prod}
 }
 
 var sampleData = map[string]string{
@@ -374,8 +375,20 @@ func TestNewDefaults(t *testing.T) {
 	}
 	if r.cfg.Group != DefaultGroup || !strings.HasPrefix(r.cfg.TransactionalID, "hookstream-router-") || r.cfg.MaxPollRecords != 5000 ||
 		r.log == nil || r.topics.Events() != "p.events" || r.cfg.Compression != "none" || r.cfg.TxnLinger != 10*time.Millisecond ||
-		r.produceLinger() != 5*time.Millisecond {
+		r.produceLinger() != 5*time.Millisecond || r.cfg.Guarantee != ExactlyOnce || r.cfg.CommitInterval != time.Second {
 		t.Errorf("defaults: %+v", r.cfg)
+	}
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Guarantee: "exactly-twice"}, `router: unknown guarantee "exactly-twice" (exactly-once or at-least-once)`},
+		{Config{Guarantee: AtLeastOnce, CommitInterval: 10 * time.Millisecond}, "router: commit interval 10ms is under the minimum 100ms"},
+	} {
+		c.cfg.Kafka = kafka.Config{Brokers: []string{"127.0.0.1:1"}}
+		if _, err := New(c.cfg, nil, cat); err == nil || err.Error() != c.want {
+			t.Errorf("New(%+v) = %v, want %q", c.cfg, err, c.want)
+		}
 	}
 	if _, err := New(Config{Kafka: kafka.Config{Brokers: []string{"127.0.0.1:1"}}, Compression: "brotli"}, nil, cat); err == nil ||
 		!strings.Contains(err.Error(), `unknown compression "brotli"`) {

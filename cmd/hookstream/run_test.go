@@ -316,3 +316,18 @@ func TestRunDelivererChecksFlagsBeforeKafka(t *testing.T) {
 		}
 	}
 }
+
+// The router rejects an unknown --guarantee or a --commit-interval under
+// franz-go's minimum before it contacts Kafka.
+func TestRunRouterChecksFlagsBeforeKafka(t *testing.T) {
+	cliEnv(t)
+	for _, tc := range []cliCase{
+		{[]string{"router", "--guarantee", "exactly-twice"}, 2, []string{`--guarantee must be exactly-once or at-least-once, got "exactly-twice"`}},
+		{[]string{"router", "--guarantee", "at-least-once", "--commit-interval", "50ms"}, 2, []string{"--commit-interval must be at least 100ms, got 50ms"}},
+	} {
+		code, _, stderr := cliRun(t, tc.args...)
+		if strings.Contains(stderr, "cannot reach Kafka") || !strings.Contains(stderr, tc.want[0]) || code != tc.code {
+			t.Errorf("hookstream %s: exit %d, stderr %q; want exit %d and %q without contacting Kafka", strings.Join(tc.args, " "), code, stderr, tc.code, tc.want[0])
+		}
+	}
+}

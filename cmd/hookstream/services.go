@@ -202,15 +202,25 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var sf serviceFlags
 	var txnID string
 	var maxPoll int
-	var linger time.Duration
-	var compression string
+	var linger, commitInterval time.Duration
+	var compression, guarantee string
 	sf.register(f, "127.0.0.1:9464", router.DefaultGroup)
+	f.str(&guarantee, "guarantee", string(router.ExactlyOnce), "exactly-once (fan-out and offsets in one transaction) or at-least-once (idempotent writes, offsets committed after them: lower latency, a crash may fan out the last --commit-interval again)")
+	f.duration(&commitInterval, "commit-interval", time.Second, "at-least-once only: how often the written events' offsets are committed")
 	f.str(&txnID, "transactional-id", "", "transactional id, stable per instance and unique between instances (default <group>-<hostname>)")
 	f.integer(&maxPoll, "max-poll-records", 5000, "most records routed in one transaction")
 	f.str(&compression, "compression", "none", "compression of endpoint-topic batches: none, lz4, zstd, snappy or gzip (none keeps the deliverer's memory bounded by its fetch sizes)")
-	f.duration(&linger, "txn-linger", 10*time.Millisecond, "how long a transaction gathers more events after its first (fewer commits, less broker work; 0 commits each poll at once)")
+	f.duration(&linger, "txn-linger", 10*time.Millisecond, "exactly-once only: how long a transaction gathers more events after its first (fewer commits, less broker work; 0 commits each poll at once)")
 	if err := parseFlags(f, args); err != nil {
 		return err
+	}
+	switch g := router.Guarantee(guarantee); { // before touching Kafka
+	case g != router.ExactlyOnce && g != router.AtLeastOnce:
+		fmt.Fprintf(stderr, "hookstream router: --guarantee must be %s or %s, got %q\n", router.ExactlyOnce, router.AtLeastOnce, guarantee)
+		return errUsage
+	case commitInterval < router.MinCommitInterval:
+		fmt.Fprintf(stderr, "hookstream router: --commit-interval must be at least %v, got %v\n", router.MinCommitInterval, commitInterval)
+		return errUsage
 	}
 	kcfg, log, promReg, err := sf.setup(stderr)
 	if err != nil {
@@ -235,7 +245,8 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	r, err := router.New(router.Config{
-		Kafka: kcfg, Group: sf.group, TransactionalID: txnID, SessionTimeout: sf.session, InstanceID: sf.iid,
+		Kafka: kcfg, Group: sf.group, Guarantee: router.Guarantee(guarantee), CommitInterval: commitInterval,
+		TransactionalID: txnID, SessionTimeout: sf.session, InstanceID: sf.iid,
 		MaxPollRecords: maxPoll, TxnLinger: lingerOrOff(linger), Compression: compression, Logger: log, Registerer: promReg,
 	}, st.reg, st.cat)
 	if err != nil {

@@ -1,0 +1,199 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/pkg/metrics"
+	publisher "github.com/hookstream/hookstream/producer"
+)
+
+// Under either guarantee a router that is stopped and started again fans
+// every event out exactly once (the at-least-once router commits what it
+// wrote when it stops) and commits the whole events topic.
+func TestRunFansOutOnceAcrossARestart(t *testing.T) {
+	for _, g := range []Guarantee{ExactlyOnce, AtLeastOnce} {
+		t.Run(string(g), func(t *testing.T) {
+			f := newFixture(t)
+			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+			defer cancel()
+			cl, err := kgo.NewClient(f.cfg.ClientOpts("test")...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			adm := kadm.NewClient(cl)
+
+			want := map[string]map[string]bool{} // endpoint topic -> event ids
+			publish := func(n int) {
+				t.Helper()
+				evs := make([]publisher.Event, n)
+				for i := range evs {
+					typ := []string{"payment.succeeded", "order.paid"}[i%2]
+					evs[i] = publisher.Event{Type: typ, TenantID: []string{"t1", "t2"}[i%3/2], Data: sampleData[typ], Key: fmt.Sprint("k", i%7)}
+				}
+				ids, err := f.prod.PublishBatch(ctx, evs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, ev := range evs {
+					for _, e := range f.reg.Match(nil, ev.TenantID, ev.Type) {
+						topic := f.cfg.Topics().Endpoint(e.ID)
+						if want[topic] == nil {
+							want[topic] = map[string]bool{}
+						}
+						want[topic][ids[i]] = true
+					}
+				}
+			}
+			reg := prometheus.NewRegistry()
+			run := func(name string) {
+				t.Helper()
+				r, err := New(Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-run",
+					Logger: slog.New(slog.DiscardHandler), Registerer: reg}, f.reg, f.cat)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rctx, stop := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() { done <- r.Run(rctx) }()
+				for !complete(t, f, want) {
+					select {
+					case err := <-done:
+						t.Fatalf("%s: Run returned early: %v", name, err)
+					case <-ctx.Done():
+						t.Fatalf("%s: timed out waiting for the fan-out", name)
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+				stop()
+				if err := <-done; err != nil {
+					t.Fatalf("%s: Run: %v", name, err)
+				}
+			}
+
+			publish(300)
+			run("first router")
+			publish(200)
+			run("second router")
+
+			got := readEndpointTopics(t, f, slices.Collect(maps.Keys(want)))
+			for topic, ids := range want {
+				for id := range ids {
+					if n := got[topic][id]; n != 1 {
+						t.Errorf("%s: event %s written %d times, want once", topic, id, n)
+					}
+				}
+				if len(got[topic]) != len(ids) {
+					t.Errorf("%s: %d distinct events, want %d", topic, len(got[topic]), len(ids))
+				}
+			}
+			events := f.cfg.Topics().Events()
+			ends, err := adm.ListEndOffsets(ctx, events)
+			if err != nil {
+				t.Fatal(err)
+			}
+			committed, err := adm.FetchOffsets(ctx, DefaultGroup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ends.Each(func(o kadm.ListedOffset) {
+				c, _ := committed.Lookup(events, o.Partition)
+				if c.At != o.Offset {
+					t.Errorf("%s[%d]: committed %d, end %d", events, o.Partition, c.At, o.Offset)
+				}
+			})
+			if n, err := metrics.Sum(reg, "hookstream_router_events_total", "result", "routed"); err != nil || n != 500 {
+				t.Errorf("routed events = %v (%v), want 500", n, err)
+			}
+		})
+	}
+}
+
+// complete reports whether every endpoint topic holds at least the wanted
+// events (read committed).
+func complete(t *testing.T, f *fixture, want map[string]map[string]bool) bool {
+	got := readEndpointTopics(t, f, slices.Collect(maps.Keys(want)))
+	for topic, ids := range want {
+		for id := range ids {
+			if got[topic][id] == 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// readEndpointTopics counts, per topic, the committed records of each event
+// id, reading up to the topics' current last stable offsets.
+func readEndpointTopics(t *testing.T, f *fixture, topics []string) map[string]map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(f.cfg.ClientOpts("test-reader",
+		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // markers advance the reader to the last stable offset
+	)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := map[string]map[int32]int64{}
+	remaining := 0
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			remaining++
+		}
+	})
+	out := map[string]map[string]int{}
+	for remaining > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("reading %v: %v", topics, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("reading %s[%d]: %v", topic, p, err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			end, _ := ends.Lookup(r.Topic, r.Partition)
+			if next[r.Topic] == nil {
+				next[r.Topic] = map[int32]int64{}
+			}
+			before := next[r.Topic][r.Partition]
+			next[r.Topic][r.Partition] = r.Offset + 1
+			if before < end.Offset && r.Offset+1 >= end.Offset {
+				remaining--
+			}
+			if r.Offset >= end.Offset || r.Attrs.IsControl() {
+				return
+			}
+			env, err := f.cat.DecodeEnvelope(r.Value)
+			if err != nil {
+				t.Fatalf("%s[%d]@%d: %v", r.Topic, r.Partition, r.Offset, err)
+			}
+			if out[r.Topic] == nil {
+				out[r.Topic] = map[string]int{}
+			}
+			out[r.Topic][env.ID]++
+		})
+	}
+	return out
+}

@@ -62,6 +62,7 @@ type options struct {
 	repo           string
 	skipScale      bool
 	skipIso        bool
+	atLeastOnce    bool
 	inflight       int
 	profileDir     string
 }
@@ -81,6 +82,7 @@ func main() {
 	flag.Float64Var(&o.trickleRate, "trickle-rate", 100, "events/s of the trickle run, the latency floor (0: skip it)")
 	flag.IntVar(&o.trickleSeconds, "trickle-seconds", 10, "duration of the trickle run")
 	flag.IntVar(&o.floorSeconds, "floor-seconds", 10, "duration of the transactional-hop floor (a transactional producer and a read-committed consumer alone; 0 skips it)")
+	flag.BoolVar(&o.atLeastOnce, "at-least-once", true, "after the latency runs, restart the router with --guarantee=at-least-once and measure them again")
 	flag.IntVar(&o.baseSeconds, "baseline-seconds", 8, "duration of the bare-HTTP baseline")
 	flag.StringVar(&o.routerArgs, "router-args", "", "extra flags for the router processes (space-separated)")
 	flag.StringVar(&o.delivererArgs, "deliverer-args", "", "extra flags for the deliverer processes (space-separated)")

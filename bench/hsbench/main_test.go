@@ -17,7 +17,12 @@ func TestPrintFile(t *testing.T) {
 		Throughput: &ThroughputResult{PerSecond: 13970},
 		HalfRate: &HalfRateResult{PerSecond: 6986, P50ms: 41.5, P95ms: 95.4, P99ms: 125.9,
 			Stages: map[string]StageLatency{"to_router": {MeanMs: 10}, "router_txn": {MeanMs: 17}, "to_deliverer": {MeanMs: 23}, "http": {MeanMs: 11}}},
-		Trickle:      &HalfRateResult{PerSecond: 100, P50ms: 20.4, P95ms: 31.5, P99ms: 36.9},
+		Trickle: &HalfRateResult{PerSecond: 100, P50ms: 20.4, P95ms: 31.5, P99ms: 36.9},
+		AtLeastOnce: &LatencyRuns{
+			HalfRate: &HalfRateResult{P50ms: 12.5, P95ms: 30.1, P99ms: 48.2,
+				Stages: map[string]StageLatency{"to_router": {MeanMs: 8, P99ms: 20}, "router_txn": {MeanMs: 2, P99ms: 9}, "to_deliverer": {MeanMs: 3, P99ms: 12}, "http": {MeanMs: 1, P99ms: 7}}},
+			Trickle: &HalfRateResult{P50ms: 9.5, P95ms: 12.25, P99ms: 17},
+		},
 		Baseline:     &BaselineResult{},
 		BaselineFast: &BaselineResult{},
 	}}}
@@ -33,7 +38,8 @@ func TestPrintFile(t *testing.T) {
 	if err := printFile(&out, path); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"2026-12-01 18:19 UTC", "13970", "41.5 / 95.4 / 125.9", "10 / 17 / 23 / 11", "100, 20.4 / 31.5 / 36.9"} {
+	for _, want := range []string{"2026-12-01 18:19 UTC", "13970", "41.5 / 95.4 / 125.9", "10 / 17 / 23 / 11", "100, 20.4 / 31.5 / 36.9",
+		"12.5 / 30.1 / 48.2", "9.5 / 12.2 / 17.0", "8 / 2 / 3 / 1", "20 / 9 / 12 / 7"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

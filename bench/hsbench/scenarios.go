@@ -26,6 +26,9 @@ type BrokerResult struct {
 	HalfRate   *HalfRateResult   `json:"half_rate"`
 	// Trickle is the same measurement at a low fixed rate: the floor.
 	Trickle *HalfRateResult `json:"trickle,omitempty"`
+	// AtLeastOnce is the half-rate and trickle measurement again with the
+	// router restarted with --guarantee=at-least-once (same rates).
+	AtLeastOnce *LatencyRuns `json:"at_least_once,omitempty"`
 	// TxnFloor is the broker's floor for one transactional hop, no
 	// Hookstream code: the router's write path alone.
 	TxnFloor *TxnFloorResult `json:"txn_floor,omitempty"`
@@ -74,6 +77,12 @@ type HalfRateResult struct {
 	Stages map[string]StageLatency `json:"stages,omitempty"`
 }
 
+// LatencyRuns are the latency measurements of one router configuration.
+type LatencyRuns struct {
+	HalfRate *HalfRateResult `json:"half_rate"`
+	Trickle  *HalfRateResult `json:"trickle,omitempty"`
+}
+
 type BaselineResult struct {
 	Client      string  `json:"client"`
 	Concurrency int     `json:"concurrency"`
@@ -114,7 +123,7 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 			return nil, fmt.Errorf("transaction floor: %w", err)
 		}
 	}
-	if res.Throughput, res.HalfRate, res.Trickle, err = throughput(ctx, o, br, dir); err != nil {
+	if err := throughput(ctx, o, br, dir, res); err != nil {
 		return nil, fmt.Errorf("throughput: %w", err)
 	}
 	if res.Baseline, err = baseline(ctx, o, br, dir, "net/http"); err != nil {
@@ -149,31 +158,34 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 
 func tenantOf(m int) func(int) string { return func(i int) string { return "t" + strconv.Itoa(i%m) } }
 
-// throughput measures the maximum rate on a backlog, then latency at half it.
-func throughput(ctx context.Context, o options, br *broker, dir string) (*ThroughputResult, *HalfRateResult, *HalfRateResult, error) {
+// throughput measures the maximum rate on a backlog, then latency at half
+// it and at a trickle, then (o.atLeastOnce) the same latencies again with an
+// at-least-once router. It fills res's Throughput, HalfRate, Trickle and
+// AtLeastOnce.
+func throughput(ctx context.Context, o options, br *broker, dir string, res *BrokerResult) error {
 	s, err := newStage(ctx, o, br, dir, "tp", min(o.endpoints, 50))
 	if err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	defer s.close()
 	if err := s.addEndpoints(ctx, o.endpoints, tenantOf(o.endpoints), nil); err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "hsbench: %s: publishing %d events\n", br.kind, o.events)
 	if err := s.publish(ctx, o.events, tenantOf(o.endpoints)); err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "hsbench: %s: delivering\n", br.kind)
 	b0, self0 := br.cpu(), selfCPU()
 	start := time.Now()
 	if err := s.startRouter(); err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	if err := s.startDeliverer(); err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	if err := s.waitDelivered(ctx, int64(o.events), 10*time.Minute); err != nil {
-		return nil, nil, nil, err
+		return err
 	}
 	el := time.Since(start)
 	rc, dc, bc, sc := cpuSeconds(s.router.pid()), cpuSeconds(s.deliv.pid()), br.cpu()-b0, selfCPU()-self0
@@ -186,6 +198,7 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 		RouterRSSMB: peakRSSMB(s.router.pid()), DelivererRSSMB: peakRSSMB(s.deliv.pid()), BrokerRSSMB: br.rssMB(),
 		BadSignatures: s.recv.badSig.Load(),
 	}
+	res.Throughput = tr
 	fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f deliveries/s\n", br.kind, tr.PerSecond)
 
 	// Half the maximum rate, published steadily; latency after a warm-up.
@@ -193,28 +206,54 @@ func throughput(ctx context.Context, o options, br *broker, dir string) (*Throug
 	if o.latencyRate > 0 {
 		rate = o.latencyRate
 	}
-	fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f events/s for %ds (latency)\n", br.kind, rate, o.halfSeconds)
+	delivered := int64(o.events)
+	runs, err := s.latencyRuns(ctx, rate, &delivered)
+	if err != nil {
+		return err
+	}
+	res.HalfRate, res.Trickle = runs.HalfRate, runs.Trickle
+	if o.atLeastOnce {
+		s.router.stop(30 * time.Second)
+		if err := s.startRouter("--guarantee", "at-least-once"); err != nil {
+			return err
+		}
+		if err := s.routerJoined(ctx, time.Minute); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "hsbench: %s: router restarted with --guarantee=at-least-once\n", br.kind)
+		if res.AtLeastOnce, err = s.latencyRuns(ctx, rate, &delivered); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latencyRuns measures latency at rate, then, after those events are all
+// delivered, at the trickle rate (unless it is 0). delivered is how many
+// deliveries the stage has had so far; it is advanced past the runs'.
+func (s *stage) latencyRuns(ctx context.Context, rate float64, delivered *int64) (*LatencyRuns, error) {
+	o, kind := s.o, s.br.kind
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f events/s for %ds (latency)\n", kind, rate, o.halfSeconds)
 	hr, sent, err := s.latency(ctx, rate, time.Duration(o.halfSeconds)*time.Second)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	// A trickle: the pipeline's latency floor, with the machine nearly idle.
-	var trickle *HalfRateResult
+	*delivered += sent
+	runs := &LatencyRuns{HalfRate: hr}
+	// A trickle: the pipeline's latency floor, with the machine nearly idle,
+	// after the half-rate events are all in, so none of them counts.
 	if o.trickleRate > 0 {
-		// After the half-rate events are all in, so none of them counts.
-		if err := s.waitDelivered(ctx, int64(o.events)+sent, time.Minute); err != nil {
-			return nil, nil, nil, err
+		if err := s.waitDelivered(ctx, *delivered, time.Minute); err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f events/s for %ds (trickle)\n", br.kind, o.trickleRate, o.trickleSeconds)
-		var n int64
-		if trickle, n, err = s.latency(ctx, o.trickleRate, time.Duration(o.trickleSeconds)*time.Second); err != nil {
-			return nil, nil, nil, err
+		fmt.Fprintf(os.Stderr, "hsbench: %s: %.0f events/s for %ds (trickle)\n", kind, o.trickleRate, o.trickleSeconds)
+		if runs.Trickle, sent, err = s.latency(ctx, o.trickleRate, time.Duration(o.trickleSeconds)*time.Second); err != nil {
+			return nil, err
 		}
-		sent += n
+		*delivered += sent
 	}
-	// Let the tail drain before the services stop.
-	_ = s.waitDelivered(ctx, int64(o.events)+sent, time.Minute)
-	return tr, hr, trickle, nil
+	// Let the tail drain before the services stop or change.
+	return runs, s.waitDelivered(ctx, *delivered, time.Minute)
 }
 
 // latency publishes rate events/s for d and measures the deliveries of all
@@ -521,6 +560,20 @@ func printTable(w io.Writer, res *Results) {
 		t := r.Trickle
 		return fmt.Sprintf("%.0f, %.1f / %.1f / %.1f", t.PerSecond, t.P50ms, t.P95ms, t.P99ms)
 	})
+	row("at-least-once router: half rate p50 / p95 / p99 ms", func(r *BrokerResult) string {
+		if r.AtLeastOnce == nil {
+			return "-"
+		}
+		h := r.AtLeastOnce.HalfRate
+		return fmt.Sprintf("%.1f / %.1f / %.1f", h.P50ms, h.P95ms, h.P99ms)
+	})
+	row("at-least-once router: trickle p50 / p95 / p99 ms", func(r *BrokerResult) string {
+		if r.AtLeastOnce == nil || r.AtLeastOnce.Trickle == nil {
+			return "-"
+		}
+		t := r.AtLeastOnce.Trickle
+		return fmt.Sprintf("%.1f / %.1f / %.1f", t.P50ms, t.P95ms, t.P99ms)
+	})
 	row("txn hop alone (20 partitions): p50 / p99 ms", func(r *BrokerResult) string {
 		f := r.TxnFloor
 		if f == nil {
@@ -528,7 +581,7 @@ func printTable(w io.Writer, res *Results) {
 		}
 		return fmt.Sprintf("%.1f / %.1f (%.0f txn/s)", f.VisibleP50ms, f.VisibleP99ms, f.PerSecond)
 	})
-	row("by stage: →router / router txn / →deliverer / HTTP", func(r *BrokerResult) string { return "" })
+	row("by stage: →router / router batch / →deliverer / HTTP", func(r *BrokerResult) string { return "" })
 	row("  half rate, mean ms", func(r *BrokerResult) string {
 		return formatStages(r.HalfRate.Stages, func(l StageLatency) float64 { return l.MeanMs })
 	})
@@ -540,6 +593,18 @@ func printTable(w io.Writer, res *Results) {
 			return "-"
 		}
 		return formatStages(r.Trickle.Stages, func(l StageLatency) float64 { return l.MeanMs })
+	})
+	row("  at-least-once half rate, mean ms", func(r *BrokerResult) string {
+		if r.AtLeastOnce == nil {
+			return "-"
+		}
+		return formatStages(r.AtLeastOnce.HalfRate.Stages, func(l StageLatency) float64 { return l.MeanMs })
+	})
+	row("  at-least-once half rate, p99 ms", func(r *BrokerResult) string {
+		if r.AtLeastOnce == nil {
+			return "-"
+		}
+		return formatStages(r.AtLeastOnce.HalfRate.Stages, func(l StageLatency) float64 { return l.P99ms })
 	})
 	if len(res.Runs) > 0 {
 		for i := range res.Runs[0].Scale {

@@ -199,9 +199,11 @@ func (s *stage) serviceArgs(role string) []string {
 	return args
 }
 
-func (s *stage) startRouter() error {
+// startRouter starts the router with -router-args, then extra.
+func (s *stage) startRouter(extra ...string) error {
 	args := append([]string{"router", "--group", s.kcfg.Prefix + "-router",
 		"--transactional-id", s.kcfg.Prefix + "-router"}, append(s.serviceArgs("router"), strings.Fields(s.o.routerArgs)...)...)
+	args = append(args, extra...)
 	s.metrics["router"] = lastFlag(args, "--metrics-addr", s.metrics["router"])
 	p, err := startProc(s.kcfg.Prefix+"-router", s.dir, s.o.bin, args...)
 	s.router = p
@@ -255,6 +257,29 @@ func (s *stage) waitDelivered(ctx context.Context, want int64, timeout time.Dura
 		case <-t.C:
 		}
 	}
+}
+
+// routerJoined waits until the router group is stable with one member that
+// owns partitions of the events topic.
+func (s *stage) routerJoined(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	group := s.kcfg.Prefix + "-router"
+	for time.Now().Before(deadline) {
+		gs, err := s.adm.DescribeGroups(ctx, group)
+		if err == nil {
+			g := gs[group]
+			if g.Err == nil && g.State == "Stable" && len(g.Members) == 1 {
+				if a, ok := g.Members[0].Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
+					return nil
+				}
+			}
+		}
+		if s.router != nil && !s.router.alive() {
+			return fmt.Errorf("router exited: %s", s.router.tail(20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("router did not join its group within %v", timeout)
 }
 
 // routerCaughtUp waits until the router group has committed, on every

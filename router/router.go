@@ -333,8 +333,8 @@ func (r *Router) runAtLeastOnce(ctx context.Context) error {
 // failure, with backoff. It returns false only when ctx is cancelled.
 func (r *Router) writeAll(ctx context.Context, cl *kgo.Client, fs kgo.Fetches, matches *[]*registry.Endpoint) (*batch, bool) {
 	backoff := 100 * time.Millisecond
-	for {
-		b := &batch{r: r, p: cl, matches: matches}
+	for retry := false; ; retry = true {
+		b := &batch{r: r, p: cl, matches: matches, retry: retry}
 		b.routeAll(ctx, fs)
 		if err := cl.Flush(ctx); err != nil {
 			return nil, false
@@ -360,6 +360,7 @@ type batch struct {
 	p       producer
 	matches *[]*registry.Endpoint
 	failed  atomic.Pointer[error]
+	retry   bool // the records were routed before: their fetch delay is counted
 
 	polled, routed, unrouted, quarantined, fanout int
 }
@@ -374,7 +375,9 @@ func (b *batch) routeAll(ctx context.Context, fs kgo.Fetches) {
 	b.polled += fs.NumRecords()
 	now := time.Now()
 	fs.EachRecord(func(rec *kgo.Record) {
-		b.r.m.fetchDelay.Observe(now.Sub(rec.Timestamp).Seconds())
+		if !b.retry {
+			b.r.m.fetchDelay.Observe(now.Sub(rec.Timestamp).Seconds())
+		}
 		n, qerr := b.r.route(ctx, b.p, rec, b.matches, b.promise)
 		switch {
 		case qerr != nil:

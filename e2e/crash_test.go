@@ -240,41 +240,65 @@ func TestCrashDeliverer(t *testing.T) {
 	}
 }
 
+// routerCrash is what both router crash tests start from: a broker, an
+// endpoint of 3 partitions behind a receiver, an in-process deliverer, a
+// router process (router-1) and 5,000 events being published, a third of
+// them delivered.
+type routerCrash struct {
+	cluster             *kafkatest.Cluster
+	e                   *env
+	adm                 *kadm.Client
+	recv                *receiver
+	r1                  *hsProcess
+	pub                 *bgPublisher
+	path, topic, events string
+	args                []string // the router's command line, for its successor
+	want                map[string]bool
+	start               time.Time
+	total               int
+}
+
+// startRouterCrash sets up a routerCrash whose router runs with flags (and
+// a transactional id of the scenario's own, and --max-poll-records=100, so
+// batches are small and a crash lands inside the stream).
+func startRouterCrash(t *testing.T, path string, flags ...string) *routerCrash {
+	t.Helper()
+	hookstreamBinary(t)
+	rc := &routerCrash{path: path, total: 5000}
+	rc.cluster = kafkatest.Start(t)
+	t.Logf("broker: %s at %v", rc.cluster.Kind, rc.cluster.Addrs)
+	rc.e = newEnv(t, rc.cluster)
+	rc.adm = kadm.NewClient(rc.e.Client)
+	rc.recv = newReceiver(t)
+	ep := createEndpoint(t, rc.e, rc.recv.url(path), 3)
+	rc.recv.trust(path, ep)
+	rc.topic = rc.e.Kafka.Topics().Endpoint(ep.ID)
+	rc.events = rc.e.Kafka.Topics().Events()
+	rc.e.StartDeliverer(rc.e.delivererConfig())
+
+	rc.args = append(append([]string{"router"}, rc.e.serviceArgs()...),
+		"--transactional-id="+rc.e.Kafka.Prefix+"-router-crash", "--max-poll-records=100")
+	rc.args = append(rc.args, flags...)
+	rc.start = time.Now()
+	rc.r1 = startHookstream(t, "router-1", rc.args...)
+	evs := keyedEvents(t, rc.e, "acme", rc.total)
+	rc.want = eventIDs(evs)
+	rc.pub = startPublisher(t, rc.e, evs, 50, 40*time.Millisecond, 0) // ~4 s
+	eventually(t, 90*time.Second, "a third of the events delivered", func() bool {
+		rc.r1.check()
+		return len(rc.recv.ids(path)) >= rc.total/3
+	})
+	return rc
+}
+
 // TestCrashRouter SIGKILLs a router process mid-stream, preferably with a
 // transaction open, restarts it with the same transactional id, and checks
 // that every event is in the endpoint topic exactly once (read_committed)
 // and reaches the receiver.
 func TestCrashRouter(t *testing.T) {
-	hookstreamBinary(t)
-	cluster := kafkatest.Start(t)
-	t.Logf("broker: %s at %v", cluster.Kind, cluster.Addrs)
-	e := newEnv(t, cluster)
-	adm := kadm.NewClient(e.Client)
-	recv := newReceiver(t)
-
-	const (
-		path  = "/crash-router"
-		total = 5000
-	)
-	ep := createEndpoint(t, e, recv.url(path), 3)
-	recv.trust(path, ep)
-	topic := e.Kafka.Topics().Endpoint(ep.ID)
-	events := e.Kafka.Topics().Events()
-	e.StartDeliverer(e.delivererConfig())
-
-	args := append([]string{"router"}, e.serviceArgs()...)
-	args = append(args, "--transactional-id="+e.Kafka.Prefix+"-router-crash", "--max-poll-records=100")
-	start := time.Now()
-	r1 := startHookstream(t, "router-1", args...)
-
-	evs := keyedEvents(t, e, "acme", total)
-	want := eventIDs(evs)
-	pub := startPublisher(t, e, evs, 50, 40*time.Millisecond, 0) // ~4 s
-
-	eventually(t, 90*time.Second, "a third of the events delivered", func() bool {
-		r1.check()
-		return len(recv.ids(path)) >= total/3
-	})
+	rc := startRouterCrash(t, "/crash-router")
+	cluster, e, adm, recv, r1, pub := rc.cluster, rc.e, rc.adm, rc.recv, rc.r1, rc.pub
+	path, topic, events, args, want, start, total := rc.path, rc.topic, rc.events, rc.args, rc.want, rc.start, rc.total
 	// Kill while a transaction is open, if one can be caught within 10 s:
 	// freeze the router, and if the endpoint topic's high watermark stays
 	// past its last stable offset (an open transaction the frozen router
@@ -351,36 +375,9 @@ func TestCrashRouter(t *testing.T) {
 // and the only events fanned out twice are those at or past the offsets
 // the killed router had committed on the events topic.
 func TestCrashRouterAtLeastOnce(t *testing.T) {
-	hookstreamBinary(t)
-	cluster := kafkatest.Start(t)
-	t.Logf("broker: %s at %v", cluster.Kind, cluster.Addrs)
-	e := newEnv(t, cluster)
-	adm := kadm.NewClient(e.Client)
-	recv := newReceiver(t)
-
-	const (
-		path        = "/crash-router-alo"
-		total       = 5000
-		commitEvery = 250 * time.Millisecond
-	)
-	ep := createEndpoint(t, e, recv.url(path), 3)
-	recv.trust(path, ep)
-	topic := e.Kafka.Topics().Endpoint(ep.ID)
-	events := e.Kafka.Topics().Events()
-	e.StartDeliverer(e.delivererConfig())
-
-	args := append([]string{"router"}, e.serviceArgs()...)
-	args = append(args, "--guarantee=at-least-once", "--commit-interval="+commitEvery.String(), "--max-poll-records=100")
-	start := time.Now()
-	r1 := startHookstream(t, "router-1", args...)
-
-	evs := keyedEvents(t, e, "acme", total)
-	want := eventIDs(evs)
-	pub := startPublisher(t, e, evs, 50, 40*time.Millisecond, 0) // ~4 s
-	eventually(t, 90*time.Second, "a third of the events delivered", func() bool {
-		r1.check()
-		return len(recv.ids(path)) >= total/3
-	})
+	rc := startRouterCrash(t, "/crash-router-alo", "--guarantee=at-least-once", "--commit-interval=250ms")
+	cluster, e, adm, recv, r1, pub := rc.cluster, rc.e, rc.adm, rc.recv, rc.r1, rc.pub
+	path, topic, events, args, want, start, total := rc.path, rc.topic, rc.events, rc.args, rc.want, rc.start, rc.total
 	r1.kill()
 	// The dead router commits nothing more: what is past these offsets and
 	// already fanned out is fanned out again by its successor.

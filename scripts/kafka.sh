@@ -54,6 +54,9 @@ Environment:
   HOOKSTREAM_KAFKA_START_TIMEOUT seconds to wait for nodes to serve (default 90)
   HOOKSTREAM_KAFKA_STOP_TIMEOUT  seconds between SIGTERM and SIGKILL (default 30)
   HOOKSTREAM_KAFKA_HEAP          max heap per node (default 512m for 1 node, 384m for 3)
+  HOOKSTREAM_KAFKA_JIT           quick (default): C1 only, a fast start for tests; full: the
+                                 JVM's default tiered C1+C2, slower to warm up, less CPU per
+                                 request once warm (benchmarks, long-running clusters)
   HOOKSTREAM_KAFKA_JAVA_OPTS     extra JVM options for the nodes
 
 Layout of DIR: bootstrap, nodes ("node port controller_port pid"), cluster.id,
@@ -427,6 +430,14 @@ format_nodes() {
 	((failed == 0)) || die "StorageTool format failed"
 }
 
+# check_jit rejects an unknown HOOKSTREAM_KAFKA_JIT before anything starts.
+check_jit() {
+	case "${HOOKSTREAM_KAFKA_JIT:-quick}" in
+	quick | full) ;;
+	*) die "HOOKSTREAM_KAFKA_JIT must be quick or full, not '$HOOKSTREAM_KAFKA_JIT'" ;;
+	esac
+}
+
 # launch_node N starts node N's JVM in its own session (it outlives this
 # script) and records its pid.
 launch_node() {
@@ -436,8 +447,12 @@ launch_node() {
 	rm -f "$nd/pid"
 	touch "$nd/server.log"
 	stat -c %s "$nd/server.log" >"$nd/log.offset"
-	local -a jvm=(-Xms64m "-Xmx$heap" -XX:+ExitOnOutOfMemoryError -XX:TieredStopAtLevel=1
-		-Djava.awt.headless=true "-Dlog4j2.configurationFile=$DIR/log4j2.xml" "-Dkafka.logs.dir=$nd")
+	local -a jvm=(-Xms64m "-Xmx$heap" -XX:+ExitOnOutOfMemoryError)
+	check_jit
+	if [[ "${HOOKSTREAM_KAFKA_JIT:-quick}" == quick ]]; then
+		jvm+=(-XX:TieredStopAtLevel=1)
+	fi
+	jvm+=(-Djava.awt.headless=true "-Dlog4j2.configurationFile=$DIR/log4j2.xml" "-Dkafka.logs.dir=$nd")
 	if [[ -n "${HOOKSTREAM_KAFKA_JAVA_OPTS:-}" ]]; then
 		local -a more
 		read -r -a more <<<"$HOOKSTREAM_KAFKA_JAVA_OPTS"
@@ -600,6 +615,7 @@ require_node() {
 
 cmd_start() {
 	parse_opts "$@"
+	check_jit
 	if [[ -n "$NODES" && "$NODES" != 1 && "$NODES" != 3 ]]; then
 		die "--nodes must be 1 or 3, got '$NODES'"
 	fi

@@ -65,6 +65,8 @@ type options struct {
 	atLeastOnce    bool
 	inflight       int
 	profileDir     string
+	warmupEvents   int
+	brokerJIT      string
 }
 
 func main() {
@@ -83,6 +85,8 @@ func main() {
 	flag.IntVar(&o.trickleSeconds, "trickle-seconds", 10, "duration of the trickle run")
 	flag.IntVar(&o.floorSeconds, "floor-seconds", 10, "duration of the transactional-hop floor (a transactional producer and a read-committed consumer alone; 0 skips it)")
 	flag.BoolVar(&o.atLeastOnce, "at-least-once", true, "after the latency runs, restart the router with --guarantee=at-least-once and measure them again")
+	flag.IntVar(&o.warmupEvents, "warmup-events", 100_000, "events delivered through a throwaway pipeline before anything is measured, so the broker runs warm (JIT-compiled, heap sized) as a long-running one does (0: none)")
+	flag.StringVar(&o.brokerJIT, "broker-jit", "full", "JIT of the real Kafka broker: full (C2, as in production) or quick (C1 only, the test default: fast start, slower steady state)")
 	flag.IntVar(&o.baseSeconds, "baseline-seconds", 8, "duration of the bare-HTTP baseline")
 	flag.StringVar(&o.routerArgs, "router-args", "", "extra flags for the router processes (space-separated)")
 	flag.StringVar(&o.delivererArgs, "deliverer-args", "", "extra flags for the deliverer processes (space-separated)")
@@ -107,6 +111,14 @@ func main() {
 		if err == nil && pprof.StartCPUProfile(f) == nil {
 			defer pprof.StopCPUProfile()
 		}
+	}
+	if o.brokerJIT != "full" && o.brokerJIT != "quick" {
+		fmt.Fprintf(os.Stderr, "hsbench: -broker-jit must be full or quick, not %q\n", o.brokerJIT)
+		os.Exit(2)
+	}
+	if o.warmupEvents < 0 {
+		fmt.Fprintf(os.Stderr, "hsbench: -warmup-events must be 0 or more, not %d\n", o.warmupEvents)
+		os.Exit(2)
 	}
 	if o.halfSeconds <= 2 || (o.trickleRate > 0 && o.trickleSeconds <= 2) {
 		fmt.Fprintln(os.Stderr, "hsbench: -half-rate-seconds and -trickle-seconds must be over 2 (the first 2 s are a warm-up)")

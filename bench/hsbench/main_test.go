@@ -13,8 +13,9 @@ import (
 func TestPrintFile(t *testing.T) {
 	dir := t.TempDir()
 	res := Results{Date: "2026-12-01 18:19 UTC", Machine: "2 cores", Runs: []*BrokerResult{{
-		Broker:     "kfake",
-		Throughput: &ThroughputResult{PerSecond: 13970},
+		Broker:        "kfake",
+		WarmupSeconds: 12.4,
+		Throughput:    &ThroughputResult{PerSecond: 13970},
 		HalfRate: &HalfRateResult{PerSecond: 6986, P50ms: 41.5, P95ms: 95.4, P99ms: 125.9,
 			Stages: map[string]StageLatency{"to_router": {MeanMs: 10}, "router_txn": {MeanMs: 17}, "to_deliverer": {MeanMs: 23}, "http": {MeanMs: 11}}},
 		Trickle: &HalfRateResult{PerSecond: 100, P50ms: 20.4, P95ms: 31.5, P99ms: 36.9},
@@ -39,7 +40,7 @@ func TestPrintFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"2026-12-01 18:19 UTC", "13970", "41.5 / 95.4 / 125.9", "10 / 17 / 23 / 11", "100, 20.4 / 31.5 / 36.9",
-		"12.5 / 30.1 / 48.2", "9.5 / 12.2 / 17.0", "8 / 2 / 3 / 1", "20 / 9 / 12 / 7"} {
+		"12.5 / 30.1 / 48.2", "9.5 / 12.2 / 17.0", "8 / 2 / 3 / 1", "20 / 9 / 12 / 7", "(Go), 12 s"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

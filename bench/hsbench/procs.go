@@ -144,7 +144,9 @@ type broker struct {
 	stop  func()
 }
 
-func startBroker(ctx context.Context, kind, bin, repo, dir string) (*broker, error) {
+// startBroker starts a broker of kind; jit is the real Kafka broker's JIT
+// (scripts/kafka.sh's HOOKSTREAM_KAFKA_JIT: full or quick).
+func startBroker(ctx context.Context, kind, bin, repo, dir, jit string) (*broker, error) {
 	switch kind {
 	case "kfake":
 		p, err := startProc("kfake", dir, bin, "kfake", "--kafka-addr", "127.0.0.1:0")
@@ -166,7 +168,7 @@ func startBroker(ctx context.Context, kind, bin, repo, dir string) (*broker, err
 		kdir := filepath.Join(dir, "kafka")
 		cmd := exec.CommandContext(ctx, script, "start", "--dir", kdir, "--owner-pid", strconv.Itoa(os.Getpid()))
 		cmd.Stderr = os.Stderr
-		cmd.Env = os.Environ()
+		cmd.Env = append(os.Environ(), "HOOKSTREAM_KAFKA_JIT="+jit)
 		out, err := cmd.Output()
 		if err != nil {
 			return nil, fmt.Errorf("scripts/kafka.sh start: %w", err)

@@ -21,9 +21,13 @@ import (
 
 // BrokerResult holds every figure measured on one broker.
 type BrokerResult struct {
-	Broker     string            `json:"broker"`
-	Throughput *ThroughputResult `json:"throughput"`
-	HalfRate   *HalfRateResult   `json:"half_rate"`
+	Broker string `json:"broker"`
+	// JIT is the real Kafka broker's JIT (full or quick), "" for kfake.
+	JIT string `json:"jit,omitempty"`
+	// WarmupSeconds is how long the unmeasured warm-up took (0: none).
+	WarmupSeconds float64           `json:"warmup_seconds,omitempty"`
+	Throughput    *ThroughputResult `json:"throughput"`
+	HalfRate      *HalfRateResult   `json:"half_rate"`
 	// Trickle is the same measurement at a low fixed rate: the floor.
 	Trickle *HalfRateResult `json:"trickle,omitempty"`
 	// AtLeastOnce is the half-rate and trickle measurement again with the
@@ -111,12 +115,20 @@ type IsolationResult struct {
 
 func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult, error) {
 	fmt.Fprintf(os.Stderr, "hsbench: starting %s\n", kind)
-	br, err := startBroker(ctx, kind, o.bin, o.repo, dir)
+	br, err := startBroker(ctx, kind, o.bin, o.repo, dir, o.brokerJIT)
 	if err != nil {
 		return nil, err
 	}
 	defer br.stop()
 	res := &BrokerResult{Broker: kind}
+	if kind == "kafka" {
+		res.JIT = o.brokerJIT
+	}
+	if o.warmupEvents > 0 {
+		if res.WarmupSeconds, err = warmup(ctx, o, br, dir); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
 	if o.floorSeconds > 0 {
 		fmt.Fprintf(os.Stderr, "hsbench: %s: transactional hop alone for %ds (floor)\n", kind, o.floorSeconds)
 		if res.TxnFloor, err = txnFloor(ctx, br, 20, time.Duration(o.floorSeconds)*time.Second); err != nil {
@@ -154,6 +166,37 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 		}
 	}
 	return res, nil
+}
+
+// warmup delivers o.warmupEvents events through a pipeline of its own (its
+// own topics, groups and receivers) and returns how long it took. Nothing of
+// it is measured: it leaves the broker as a long-running one is, its JIT
+// compiled and its heap sized, so the runs after it measure the steady state
+// rather than a cold JVM.
+func warmup(ctx context.Context, o options, br *broker, dir string) (float64, error) {
+	fmt.Fprintf(os.Stderr, "hsbench: %s: warm-up, %d events\n", br.kind, o.warmupEvents)
+	start := time.Now()
+	s, err := newStage(ctx, o, br, dir, "wu", min(o.endpoints, 50))
+	if err != nil {
+		return 0, err
+	}
+	defer s.close()
+	if err := s.addEndpoints(ctx, o.endpoints, tenantOf(o.endpoints), nil); err != nil {
+		return 0, err
+	}
+	if err := s.publish(ctx, o.warmupEvents, tenantOf(o.endpoints)); err != nil {
+		return 0, err
+	}
+	if err := s.startRouter(); err != nil {
+		return 0, err
+	}
+	if err := s.startDeliverer(); err != nil {
+		return 0, err
+	}
+	if err := s.waitDelivered(ctx, int64(o.warmupEvents), 10*time.Minute); err != nil {
+		return 0, err
+	}
+	return time.Since(start).Seconds(), nil
 }
 
 func tenantOf(m int) func(int) string { return func(i int) string { return "t" + strconv.Itoa(i%m) } }
@@ -529,6 +572,16 @@ func printTable(w io.Writer, res *Results) {
 		fmt.Fprintln(tw)
 	}
 	row("", func(r *BrokerResult) string { return r.Broker })
+	row("broker JIT, unmeasured warm-up", func(r *BrokerResult) string {
+		jit := r.JIT
+		if jit == "" {
+			jit = "(Go)"
+		}
+		if r.WarmupSeconds == 0 {
+			return jit + ", none"
+		}
+		return fmt.Sprintf("%s, %.0f s", jit, r.WarmupSeconds)
+	})
 	row("delivered/s (100 endpoints, 1 KB)", func(r *BrokerResult) string { return fmt.Sprintf("%.0f", r.Throughput.PerSecond) })
 	row("bare signed-HTTP baseline/s (net/http)", func(r *BrokerResult) string { return fmt.Sprintf("%.0f", r.Baseline.PerSecond) })
 	row("pipeline / baseline (net/http)", func(r *BrokerResult) string { return fmt.Sprintf("%.0f %%", 100*r.Ratio) })

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // -print renders the table of an earlier run's results file.
@@ -54,5 +55,27 @@ func TestPrintFile(t *testing.T) {
 	}
 	if err := printFile(&out, filepath.Join(dir, "missing.json")); err == nil {
 		t.Error("printFile of a missing file succeeded")
+	}
+}
+
+// steadyRateFrom measures a later batch alone: the first batch's samples,
+// however fast, do not count.
+func TestSteadyRateFrom(t *testing.T) {
+	var m marks
+	t0 := time.Unix(0, 0)
+	for i := 0; i <= 10; i++ { // first batch: 100 deliveries in 1 s
+		m.add(t0.Add(time.Duration(i)*100*time.Millisecond), int64(10*i))
+	}
+	for i := 1; i <= 100; i++ { // second batch: 100 more in 10 s
+		m.add(t0.Add(time.Second+time.Duration(i)*100*time.Millisecond), int64(100+i))
+	}
+	if got := m.steadyRateFrom(100, 200); got < 9.99 || got > 10.01 {
+		t.Errorf("steadyRateFrom(100, 200) = %v, want 10", got)
+	}
+	if got := m.steadyRate(100); got < 99.9 || got > 100.1 {
+		t.Errorf("steadyRate(100) = %v, want 100", got)
+	}
+	if got := m.steadyRateFrom(200, 300); got != 0 {
+		t.Errorf("steadyRateFrom past the samples = %v, want 0", got)
 	}
 }

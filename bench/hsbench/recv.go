@@ -138,15 +138,20 @@ func (m *marks) add(t time.Time, n int64) {
 
 // steadyRate is the delivery rate between the samples where 10 % and 90 %
 // of total were delivered: ramp-up and the tail are left out.
-func (m *marks) steadyRate(total int64) float64 {
+func (m *marks) steadyRate(total int64) float64 { return m.steadyRateFrom(0, total) }
+
+// steadyRateFrom is steadyRate for the deliveries from base (exclusive) to
+// total: a later batch of a stage that has already delivered base.
+func (m *marks) steadyRateFrom(base, total int64) float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	span := total - base
 	lo, hi := -1, -1
 	for i, n := range m.n {
-		if lo < 0 && n >= total/10 {
+		if lo < 0 && n >= base+span/10 {
 			lo = i
 		}
-		if hi < 0 && n >= total*9/10 {
+		if hi < 0 && n >= base+span*9/10 {
 			hi = i
 		}
 	}

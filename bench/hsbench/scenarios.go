@@ -95,14 +95,23 @@ type BaselineResult struct {
 }
 
 type ScaleResult struct {
-	Endpoints      int     `json:"endpoints"`
-	Deliveries     int     `json:"deliveries"`
-	PerSecond      float64 `json:"delivered_per_second"`
-	OfMainRun      float64 `json:"fraction_of_100_endpoint_rate"`
-	JoinSeconds    float64 `json:"deliverer_join_to_first_delivery_seconds"`
-	SetupSeconds   float64 `json:"setup_seconds"`
-	RouterRSSMB    float64 `json:"router_peak_rss_mb"`
-	DelivererRSSMB float64 `json:"deliverer_peak_rss_mb"`
+	Endpoints   int     `json:"endpoints"`
+	Deliveries  int     `json:"deliveries"`
+	PerSecond   float64 `json:"delivered_per_second"`
+	OfMainRun   float64 `json:"fraction_of_100_endpoint_rate"`
+	JoinSeconds float64 `json:"deliverer_join_to_first_delivery_seconds"`
+	// RouterPerSecond is the router's fan-out rate alone (from its start
+	// until it has routed the whole backlog), before any deliverer runs.
+	RouterPerSecond float64 `json:"router_alone_per_second"`
+	// PipelinePerSecond is a second batch of as many events delivered with
+	// router and deliverer started together on its backlog, as in the
+	// 100-endpoint throughput run; PerSecond is the deliverer alone on a
+	// routed backlog.
+	PipelinePerSecond float64 `json:"pipeline_delivered_per_second"`
+	PipelineOfMainRun float64 `json:"pipeline_fraction_of_100_endpoint_rate"`
+	SetupSeconds      float64 `json:"setup_seconds"`
+	RouterRSSMB       float64 `json:"router_peak_rss_mb"`
+	DelivererRSSMB    float64 `json:"deliverer_peak_rss_mb"`
 }
 
 type IsolationResult struct {
@@ -157,6 +166,7 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 				return nil, fmt.Errorf("scale %d: %w", n, err)
 			}
 			sr.OfMainRun = sr.PerSecond / res.Throughput.PerSecond
+			sr.PipelineOfMainRun = sr.PipelinePerSecond / res.Throughput.PerSecond
 			res.Scale = append(res.Scale, sr)
 		}
 	}
@@ -473,13 +483,15 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 	if err := s.publish(ctx, events, tenantOf(n)); err != nil {
 		return nil, err
 	}
+	routerStart := time.Now()
 	if err := s.startRouter(); err != nil {
 		return nil, err
 	}
 	if err := s.routerCaughtUp(ctx, 5*time.Minute); err != nil {
 		return nil, err
 	}
-	res := &ScaleResult{Endpoints: n, Deliveries: events, SetupSeconds: time.Since(setup).Seconds()}
+	res := &ScaleResult{Endpoints: n, Deliveries: events, SetupSeconds: time.Since(setup).Seconds(),
+		RouterPerSecond: float64(events) / time.Since(routerStart).Seconds()}
 	join := time.Now()
 	if err := s.startDeliverer(); err != nil {
 		return nil, err
@@ -499,7 +511,28 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 	}
 	res.PerSecond = s.recv.marks.steadyRate(int64(events))
 	res.RouterRSSMB, res.DelivererRSSMB = peakRSSMB(s.router.pid()), peakRSSMB(s.deliv.pid())
-	fmt.Fprintf(os.Stderr, "hsbench: %s: %d endpoints: %.0f/s, join %.1fs, deliverer %.0f MB\n", br.kind, n, res.PerSecond, res.JoinSeconds, res.DelivererRSSMB)
+
+	// The whole pipeline: both stopped, a second backlog, both started
+	// together, as the 100-endpoint throughput run measures it.
+	s.router.stop(30 * time.Second)
+	s.deliv.stop(40 * time.Second)
+	if err := s.publish(ctx, events, tenantOf(n)); err != nil {
+		return nil, err
+	}
+	if err := s.startRouter(); err != nil {
+		return nil, err
+	}
+	if err := s.startDeliverer(); err != nil {
+		return nil, err
+	}
+	if err := s.waitDelivered(ctx, int64(2*events), 10*time.Minute); err != nil {
+		return nil, err
+	}
+	res.PipelinePerSecond = s.recv.marks.steadyRateFrom(int64(events), int64(2*events))
+	res.RouterRSSMB = max(res.RouterRSSMB, peakRSSMB(s.router.pid()))
+	res.DelivererRSSMB = max(res.DelivererRSSMB, peakRSSMB(s.deliv.pid()))
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %d endpoints: deliverer alone %.0f/s, router alone %.0f/s, together %.0f/s, join %.1fs, deliverer %.0f MB\n",
+		br.kind, n, res.PerSecond, res.RouterPerSecond, res.PipelinePerSecond, res.JoinSeconds, res.DelivererRSSMB)
 	return res, nil
 }
 
@@ -662,12 +695,25 @@ func printTable(w io.Writer, res *Results) {
 	if len(res.Runs) > 0 {
 		for i := range res.Runs[0].Scale {
 			n := res.Runs[0].Scale[i].Endpoints
-			row(fmt.Sprintf("%d endpoints: delivered/s (of 100-ep)", n), func(r *BrokerResult) string {
+			row(fmt.Sprintf("%d endpoints: delivered/s, pipeline (of 100-ep)", n), func(r *BrokerResult) string {
+				if i >= len(r.Scale) || r.Scale[i].PipelinePerSecond == 0 {
+					return "-"
+				}
+				s := r.Scale[i]
+				return fmt.Sprintf("%.0f (%.0f %%)", s.PipelinePerSecond, 100*s.PipelineOfMainRun)
+			})
+			row(fmt.Sprintf("%d endpoints: deliverer alone on a routed backlog/s (of 100-ep)", n), func(r *BrokerResult) string {
 				if i >= len(r.Scale) {
 					return "-"
 				}
 				s := r.Scale[i]
 				return fmt.Sprintf("%.0f (%.0f %%)", s.PerSecond, 100*s.OfMainRun)
+			})
+			row(fmt.Sprintf("%d endpoints: router alone, fan-out/s", n), func(r *BrokerResult) string {
+				if i >= len(r.Scale) || r.Scale[i].RouterPerSecond == 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.0f", r.Scale[i].RouterPerSecond)
 			})
 			row(fmt.Sprintf("%d endpoints: RSS router / deliverer MB", n), func(r *BrokerResult) string {
 				if i >= len(r.Scale) {

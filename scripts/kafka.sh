@@ -401,6 +401,12 @@ write_config() {
 		printf 'background.threads=4\n'
 		printf 'log.cleaner.threads=1\n'
 		printf 'log.cleaner.dedupe.buffer.size=8388608\n'
+		printf '\n# Index files of 1 MiB instead of 10 MiB. Each segment maps its offset and\n'
+		printf '# time index; the first write to such a sparse mapping costs about 0.34 ms\n'
+		printf '# per MiB mapped on this kind of VM (3.4 ms for 10 MiB, measured), paid by\n'
+		printf '# every new partition and segment. 1 MiB still indexes 512 MiB of log\n'
+		printf '# (an entry per 4 KiB); a segment rolls when either fills.\n'
+		printf 'log.index.size.max.bytes=1048576\n'
 	} >"$nd/server.properties"
 	if ((nodes == 1)); then heap="${HOOKSTREAM_KAFKA_HEAP:-512m}"; else heap="${HOOKSTREAM_KAFKA_HEAP:-384m}"; fi
 	printf '%s\n' "$heap" >"$nd/heap"

@@ -44,6 +44,9 @@ import (
 // DefaultGroup is the router's consumer group.
 const DefaultGroup = "hookstream-router"
 
+// DefaultMaxPollRecords is Config.MaxPollRecords' default.
+const DefaultMaxPollRecords = 20000
+
 // Header names the router writes on quarantined records.
 const (
 	HeaderError           = "hookstream-error"
@@ -97,7 +100,11 @@ type Config struct {
 	// InstanceID, if set, makes this a static group member: a restart with
 	// the same id takes its partitions back at once, without a rebalance.
 	InstanceID string
-	// MaxPollRecords bounds one transaction (default 5000).
+	// MaxPollRecords bounds one batch: one transaction, or one acknowledged
+	// write with at-least-once (default 20000). Under a backlog a large batch
+	// gives each endpoint partition several records per produce: with 5,000
+	// endpoints nearly every record of a 5,000-record batch is a partition
+	// batch of its own, and the broker pays per partition batch.
 	MaxPollRecords int
 	// TxnLinger is how long a transaction stays open gathering more events
 	// after its first (default 10ms; negative: commit each poll at once).
@@ -157,7 +164,7 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Router, error
 		cfg.SessionTimeout = 10 * time.Second
 	}
 	if cfg.MaxPollRecords <= 0 {
-		cfg.MaxPollRecords = 5000
+		cfg.MaxPollRecords = DefaultMaxPollRecords
 	}
 	if cfg.Compression == "" {
 		cfg.Compression = "none"

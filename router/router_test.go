@@ -373,7 +373,7 @@ func TestNewDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.cfg.Group != DefaultGroup || !strings.HasPrefix(r.cfg.TransactionalID, "hookstream-router-") || r.cfg.MaxPollRecords != 5000 ||
+	if r.cfg.Group != DefaultGroup || !strings.HasPrefix(r.cfg.TransactionalID, "hookstream-router-") || r.cfg.MaxPollRecords != DefaultMaxPollRecords ||
 		r.log == nil || r.topics.Events() != "p.events" || r.cfg.Compression != "none" || r.cfg.TxnLinger != 10*time.Millisecond ||
 		r.produceLinger() != 5*time.Millisecond || r.cfg.Guarantee != ExactlyOnce || r.cfg.CommitInterval != time.Second {
 		t.Errorf("defaults: %+v", r.cfg)

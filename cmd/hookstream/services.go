@@ -208,7 +208,7 @@ func runRouter(ctx context.Context, args []string, _, stderr io.Writer) error {
 	f.str(&guarantee, "guarantee", string(router.ExactlyOnce), "exactly-once (fan-out and offsets in one transaction) or at-least-once (idempotent writes, offsets committed after them: lower latency, a crash may fan out the last --commit-interval again)")
 	f.duration(&commitInterval, "commit-interval", time.Second, "at-least-once only: how often the written events' offsets are committed")
 	f.str(&txnID, "transactional-id", "", "transactional id, stable per instance and unique between instances (default <group>-<hostname>)")
-	f.integer(&maxPoll, "max-poll-records", 5000, "most records routed in one transaction")
+	f.integer(&maxPoll, "max-poll-records", router.DefaultMaxPollRecords, "most events routed in one batch (one transaction, or one acknowledged write with at-least-once)")
 	f.str(&compression, "compression", "none", "compression of endpoint-topic batches: none, lz4, zstd, snappy or gzip (none keeps the deliverer's memory bounded by its fetch sizes)")
 	f.duration(&linger, "txn-linger", 10*time.Millisecond, "exactly-once only: how long a transaction gathers more events after its first (fewer commits, less broker work; 0 commits each poll at once)")
 	if err := parseFlags(f, args); err != nil {

@@ -197,16 +197,23 @@ func warmup(ctx context.Context, o options, br *broker, dir string) (float64, er
 	if err := s.publish(ctx, o.warmupEvents, tenantOf(o.endpoints)); err != nil {
 		return 0, err
 	}
-	if err := s.startRouter(); err != nil {
-		return 0, err
-	}
-	if err := s.startDeliverer(); err != nil {
-		return 0, err
-	}
-	if err := s.waitDelivered(ctx, int64(o.warmupEvents), 10*time.Minute); err != nil {
+	if err := s.runPipeline(ctx, int64(o.warmupEvents)); err != nil {
 		return 0, err
 	}
 	return time.Since(start).Seconds(), nil
+}
+
+// runPipeline starts the stage's router and deliverer together on what is
+// already published, and waits until the receivers have had want
+// deliveries in all.
+func (s *stage) runPipeline(ctx context.Context, want int64) error {
+	if err := s.startRouter(); err != nil {
+		return err
+	}
+	if err := s.startDeliverer(); err != nil {
+		return err
+	}
+	return s.waitDelivered(ctx, want, 10*time.Minute)
 }
 
 func tenantOf(m int) func(int) string { return func(i int) string { return "t" + strconv.Itoa(i%m) } }
@@ -231,13 +238,7 @@ func throughput(ctx context.Context, o options, br *broker, dir string, res *Bro
 	fmt.Fprintf(os.Stderr, "hsbench: %s: delivering\n", br.kind)
 	b0, self0 := br.cpu(), selfCPU()
 	start := time.Now()
-	if err := s.startRouter(); err != nil {
-		return err
-	}
-	if err := s.startDeliverer(); err != nil {
-		return err
-	}
-	if err := s.waitDelivered(ctx, int64(o.events), 10*time.Minute); err != nil {
+	if err := s.runPipeline(ctx, int64(o.events)); err != nil {
 		return err
 	}
 	el := time.Since(start)
@@ -519,13 +520,7 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 	if err := s.publish(ctx, events, tenantOf(n)); err != nil {
 		return nil, err
 	}
-	if err := s.startRouter(); err != nil {
-		return nil, err
-	}
-	if err := s.startDeliverer(); err != nil {
-		return nil, err
-	}
-	if err := s.waitDelivered(ctx, int64(2*events), 10*time.Minute); err != nil {
+	if err := s.runPipeline(ctx, int64(2*events)); err != nil {
 		return nil, err
 	}
 	res.PipelinePerSecond = s.recv.marks.steadyRateFrom(int64(events), int64(2*events))

@@ -19,7 +19,8 @@
 //     client (fasthttp), to show what the pipeline around it costs;
 //   - scale: 10, 1,000 and 5,000 endpoints (one topic each): throughput,
 //     RSS, and how long a deliverer joining the group takes to deliver;
-//   - isolation: 20 healthy endpoints with and without a black-hole one.
+//   - isolation: 20 healthy endpoints with and without a black-hole one,
+//     in three pairs of runs side by side in time (the median pair counts).
 //
 // It prints a table and writes the figures as JSON.
 package main
@@ -49,6 +50,7 @@ type options struct {
 	scale          []int
 	scaleEvents    int
 	isoEvents      int
+	isoRounds      int
 	halfSeconds    int
 	latencyRate    float64
 	trickleRate    float64
@@ -79,6 +81,7 @@ func main() {
 	flag.StringVar(&scale, "scale", "10,1000,5000", "endpoint counts of the scale runs")
 	flag.IntVar(&o.scaleEvents, "scale-events", 50_000, "events of each scale run")
 	flag.IntVar(&o.isoEvents, "isolation-events", 2_000, "events of each isolation run (each goes to every endpoint)")
+	flag.IntVar(&o.isoRounds, "isolation-rounds", 3, "pairs of isolation runs (alone, beside the black hole; alternating order); the median pair is reported")
 	flag.IntVar(&o.halfSeconds, "half-rate-seconds", 15, "duration of the half-rate latency run")
 	flag.Float64Var(&o.latencyRate, "latency-rate", 0, "events/s of the latency run (default: half the measured maximum)")
 	flag.Float64Var(&o.trickleRate, "trickle-rate", 100, "events/s of the trickle run, the latency floor (0: skip it)")
@@ -122,6 +125,10 @@ func main() {
 	}
 	if o.halfSeconds <= 2 || (o.trickleRate > 0 && o.trickleSeconds <= 2) {
 		fmt.Fprintln(os.Stderr, "hsbench: -half-rate-seconds and -trickle-seconds must be over 2 (the first 2 s are a warm-up)")
+		os.Exit(2)
+	}
+	if o.isoRounds < 1 {
+		fmt.Fprintf(os.Stderr, "hsbench: -isolation-rounds must be 1 or more, not %d\n", o.isoRounds)
 		os.Exit(2)
 	}
 	o.brokers = strings.Split(brokers, ",")

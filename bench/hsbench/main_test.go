@@ -27,6 +27,8 @@ func TestPrintFile(t *testing.T) {
 		},
 		Baseline:     &BaselineResult{},
 		BaselineFast: &BaselineResult{},
+		Isolation: &IsolationResult{Baseline: 15000, WithBlackHole: 14250, Ratio: 0.95,
+			Rounds: []IsolationRound{{Ratio: 0.72}, {Ratio: 0.95}, {Ratio: 1.04}}},
 	}}}
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -41,7 +43,8 @@ func TestPrintFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"2026-12-01 18:19 UTC", "13970", "41.5 / 95.4 / 125.9", "10 / 17 / 23 / 11", "100, 20.4 / 31.5 / 36.9",
-		"12.5 / 30.1 / 48.2", "9.5 / 12.2 / 17.0", "8 / 2 / 3 / 1", "20 / 9 / 12 / 7", "(Go), 12 s"} {
+		"12.5 / 30.1 / 48.2", "9.5 / 12.2 / 17.0", "8 / 2 / 3 / 1", "20 / 9 / 12 / 7", "(Go), 12 s",
+		"15000 / 14250 (95 %)", "72 %, 95 %, 104 %"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -77,5 +80,26 @@ func TestSteadyRateFrom(t *testing.T) {
 	}
 	if got := m.steadyRateFrom(200, 300); got != 0 {
 		t.Errorf("steadyRateFrom past the samples = %v, want 0", got)
+	}
+}
+
+// The median round is the middle one by ratio, whatever order the rounds
+// ran in; with an even count, the lower middle one.
+func TestMedianRound(t *testing.T) {
+	r := func(alone, hole float64) IsolationRound {
+		return IsolationRound{Baseline: alone, WithBlackHole: hole, Ratio: hole / alone}
+	}
+	for _, tc := range []struct {
+		rounds []IsolationRound
+		want   IsolationRound
+	}{
+		{nil, IsolationRound{}},
+		{[]IsolationRound{r(100, 72)}, r(100, 72)},
+		{[]IsolationRound{r(16028, 11609), r(15000, 15300), r(9000, 8700)}, r(9000, 8700)},
+		{[]IsolationRound{r(100, 110), r(100, 50), r(100, 90), r(100, 95)}, r(100, 90)},
+	} {
+		if got := medianRound(tc.rounds); got != tc.want {
+			t.Errorf("medianRound(%v) = %v, want %v", tc.rounds, got, tc.want)
+		}
 	}
 }

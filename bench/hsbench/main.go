@@ -69,6 +69,9 @@ type options struct {
 	profileDir     string
 	warmupEvents   int
 	brokerJIT      string
+	cost           bool
+	costRate       float64
+	costSeconds    int
 }
 
 func main() {
@@ -99,6 +102,9 @@ func main() {
 	flag.BoolVar(&o.skipScale, "skip-scale", false, "skip the scale runs")
 	flag.StringVar(&o.profileDir, "profile-dir", "", "write CPU profiles of the router and deliverer of the throughput run here")
 	flag.BoolVar(&o.skipIso, "skip-isolation", false, "skip the isolation runs")
+	flag.BoolVar(&o.cost, "broker-cost", false, "measure only what the broker alone costs (CPU per produce request, per partition batch, on a publisher's stream), with no Hookstream process, and exit")
+	flag.Float64Var(&o.costRate, "broker-cost-rate", 5300, "records/s of -broker-cost's publisher stream")
+	flag.IntVar(&o.costSeconds, "broker-cost-seconds", 20, "seconds of each -broker-cost probe")
 	printOnly := flag.String("print", "", "print the table of this results JSON file (from an earlier run) and exit")
 	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (receivers, publisher, baseline client) here")
 	flag.Parse()
@@ -125,6 +131,10 @@ func main() {
 	}
 	if o.halfSeconds <= 2 || (o.trickleRate > 0 && o.trickleSeconds <= 2) {
 		fmt.Fprintln(os.Stderr, "hsbench: -half-rate-seconds and -trickle-seconds must be over 2 (the first 2 s are a warm-up)")
+		os.Exit(2)
+	}
+	if o.cost && (o.costRate <= 0 || o.costSeconds < 1) {
+		fmt.Fprintln(os.Stderr, "hsbench: -broker-cost-rate and -broker-cost-seconds must be positive")
 		os.Exit(2)
 	}
 	if o.isoRounds < 1 {
@@ -176,6 +186,9 @@ func run(ctx context.Context, o options) error {
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("building hookstream: %w", err)
 		}
+	}
+	if o.cost {
+		return brokerCost(ctx, o, os.Stdout, o.costRate, time.Duration(o.costSeconds)*time.Second)
 	}
 	res := &Results{
 		Date:    time.Now().UTC().Format("2006-01-02 15:04 UTC"),

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/hookstream/hookstream/pkg/kafka"
+)
+
+// The broker-cost mode (-broker-cost) measures what the broker alone costs,
+// with no Hookstream process running: the CPU it spends per produce request
+// and per partition batch, and on a stream of events like the benchmark's
+// publisher. These are the figures behind the README's account of why
+// latency at half load is out of reach on this machine with real Kafka.
+
+// costProbe is one measured load on a freshly started broker.
+type costProbe struct {
+	name string
+	run  func(ctx context.Context, cl *kgo.Client, topic string, d time.Duration) (units int, err error)
+	unit string // what units counts: "request" or "record"
+	// partitions of the probe's topic; consume adds a consumer reading it.
+	partitions int
+	consume    bool
+}
+
+// CostResult is one probe's figures.
+type CostResult struct {
+	Probe       string  `json:"probe"`
+	Unit        string  `json:"unit"`
+	PerSecond   float64 `json:"units_per_second"`
+	BrokerCores float64 `json:"broker_cores"`
+	MsPerUnit   float64 `json:"broker_cpu_ms_per_unit"`
+}
+
+// syncRequests sends one produce request at a time, rate per second, each
+// with one 1 KB record for every partition of topic, and waits for its
+// acknowledgement (acks=all, no linger): every request is one request.
+func syncRequests(rate int, partitions int) func(context.Context, *kgo.Client, string, time.Duration) (int, error) {
+	return func(ctx context.Context, cl *kgo.Client, topic string, d time.Duration) (int, error) {
+		val := make([]byte, 1024)
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		n := 0
+		for end := time.Now().Add(d); time.Now().Before(end); n++ {
+			select {
+			case <-ctx.Done():
+				return n, ctx.Err()
+			case <-tick.C:
+			}
+			for p := range partitions {
+				cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Value: val}, nil)
+			}
+			if err := cl.Flush(ctx); err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}
+}
+
+// stream publishes rate keyed 1 KB records per second for d, as the
+// benchmark's publisher does (a 5 ms tick; the client's linger and
+// compression do the batching).
+func stream(rate float64) func(context.Context, *kgo.Client, string, time.Duration) (int, error) {
+	return func(ctx context.Context, cl *kgo.Client, topic string, d time.Duration) (int, error) {
+		val := make([]byte, 1024)
+		for i := range val {
+			val[i] = byte(rand.IntN(256)) // incompressible, like signed payloads
+		}
+		var mu sync.Mutex
+		var firstErr error
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		start, i := time.Now(), 0
+		for time.Since(start) < d {
+			select {
+			case <-ctx.Done():
+				return i, ctx.Err()
+			case <-tick.C:
+			}
+			for due := int(rate * time.Since(start).Seconds()); i < due; i++ {
+				cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte("t" + strconv.Itoa(i%100)), Value: val}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						mu.Lock()
+						firstErr = err
+						mu.Unlock()
+					}
+				})
+			}
+		}
+		err := cl.Flush(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr != nil {
+			return i, firstErr
+		}
+		return i, err
+	}
+}
+
+// brokerCost starts each broker kind of o, runs the probes on it and
+// prints their figures.
+func brokerCost(ctx context.Context, o options, w io.Writer, rate float64, d time.Duration) error {
+	const wide = 50 // partitions per request of the second and third probes
+	probes := []costProbe{
+		{name: "produce requests of 1 record, 200/s", unit: "request", partitions: 1, run: syncRequests(200, 1)},
+		{name: fmt.Sprintf("produce requests of %d partitions x 1 record, 50/s", wide), unit: "request", partitions: wide, run: syncRequests(50, wide)},
+		{name: "the same, with a consumer reading them", unit: "request", partitions: wide, consume: true, run: syncRequests(50, wide)},
+		{name: fmt.Sprintf("publisher stream, %.0f records/s (6 partitions, linger 5 ms, lz4)", rate), unit: "record", partitions: 6, run: stream(rate)},
+		{name: "the same, with a consumer reading it", unit: "record", partitions: 6, consume: true, run: stream(rate)},
+	}
+	tmp, err := os.MkdirTemp("", "hsbench-cost-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	for _, kind := range o.brokers {
+		dir := filepath.Join(tmp, kind)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		br, err := startBroker(ctx, kind, o.bin, o.repo, dir, o.brokerJIT)
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		res, err := runProbes(ctx, br, probes, d)
+		br.stop()
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		jit := "(Go)"
+		if kind == "kafka" {
+			jit = "JIT " + o.brokerJIT
+		}
+		fmt.Fprintf(w, "\nbroker alone (%s, %s), %s per probe after a warm-up of %s:\n", kind, jit, d, min(5*time.Second, d))
+		for _, r := range res {
+			fmt.Fprintf(w, "  %-72s %7.0f %s/s  broker %3.0f %% of a core  %6.3f ms per %s\n", r.Probe, r.PerSecond, r.Unit, 100*r.BrokerCores, r.MsPerUnit, r.Unit)
+		}
+		// The first two probes differ only in partitions per request.
+		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "so each further partition batch in a request costs", (res[1].MsPerUnit-res[0].MsPerUnit)/(wide-1))
+	}
+	return nil
+}
+
+func runProbes(ctx context.Context, br *broker, probes []costProbe, d time.Duration) ([]CostResult, error) {
+	kcfg := kafka.Config{Brokers: br.addrs, ClientID: "hsbench"}
+	cl, err := kgo.NewClient(kcfg.ClientOpts("cost-producer",
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(5*time.Millisecond), // only the stream lingers: the sync probes flush each request
+		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
+		kgo.MaxBufferedRecords(100_000),
+	)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var out []CostResult
+	for i, p := range probes {
+		topic := fmt.Sprintf("cost%d.p%d", rand.IntN(1_000_000), i)
+		if err := kcfg.EnsureTopics(ctx, adm, kafka.TopicSpec{Name: topic, Partitions: int32(p.partitions)}); err != nil {
+			return nil, err
+		}
+		stopConsumer := func() {}
+		if p.consume {
+			cons, err := kgo.NewClient(kcfg.ClientOpts("cost-consumer",
+				kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))...)
+			if err != nil {
+				return nil, err
+			}
+			cctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for cctx.Err() == nil {
+					cons.PollFetches(cctx)
+				}
+			}()
+			stopConsumer = func() { cancel(); <-done; cons.Close() }
+		}
+		n, el, c, err := measure(ctx, br, p, cl, topic, d)
+		stopConsumer()
+		if err != nil {
+			return nil, err
+		}
+		r := CostResult{Probe: p.name, Unit: p.unit, PerSecond: float64(n) / el, BrokerCores: c / el}
+		if n > 0 {
+			r.MsPerUnit = 1000 * c / float64(n)
+		}
+		out = append(out, r)
+		fmt.Fprintf(os.Stderr, "hsbench: %s: %s: %.3f ms per %s\n", br.kind, p.name, r.MsPerUnit, p.unit)
+	}
+	return out, nil
+}
+
+// measure runs p for a warm-up (5 s, or d if shorter), then for d, and
+// returns the units of the measured part, its seconds and the broker's CPU
+// seconds in it.
+func measure(ctx context.Context, br *broker, p costProbe, cl *kgo.Client, topic string, d time.Duration) (int, float64, float64, error) {
+	if _, err := p.run(ctx, cl, topic, min(5*time.Second, d)); err != nil {
+		return 0, 0, 0, err
+	}
+	c0, t0 := br.cpu(), time.Now()
+	n, err := p.run(ctx, cl, topic, d)
+	return n, time.Since(t0).Seconds(), br.cpu() - c0, err
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/hookstream/hookstream/pkg/kafkatest"
+)
+
+// Every probe runs against a broker and counts what it sent: requests at
+// their pace, records at the stream's rate.
+func TestRunProbes(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	br := &broker{kind: c.Kind, addrs: c.Addrs, pids: []int{os.Getpid()}} // kfake runs in this process
+	const rate, d = 2000.0, 500 * time.Millisecond
+	probes := []costProbe{
+		{name: "one", unit: "request", partitions: 1, run: syncRequests(200, 1)},
+		{name: "wide", unit: "request", partitions: 5, consume: true, run: syncRequests(50, 5)},
+		{name: "stream", unit: "record", partitions: 3, consume: true, run: stream(rate)},
+	}
+	res, err := runProbes(ctx, br, probes, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(probes) {
+		t.Fatalf("%d results for %d probes", len(res), len(probes))
+	}
+	for i, want := range []float64{200, 50, rate} { // units per second
+		r := res[i]
+		if r.Probe != probes[i].name || r.Unit != probes[i].unit {
+			t.Errorf("result %d is %q/%q, want %q/%q", i, r.Probe, r.Unit, probes[i].name, probes[i].unit)
+		}
+		// Paced by a ticker, so at most the pace, and (a machine busy with
+		// other tests can fall behind) not far below it.
+		if r.PerSecond > want*1.1 || r.PerSecond < want/3 {
+			t.Errorf("%s: %.0f %s/s, want about %.0f", r.Probe, r.PerSecond, r.Unit, want)
+		}
+		if r.BrokerCores < 0 || r.MsPerUnit < 0 {
+			t.Errorf("%s: negative CPU: %+v", r.Probe, r)
+		}
+	}
+}

@@ -45,7 +45,7 @@ import (
 const DefaultGroup = "hookstream-router"
 
 // DefaultMaxPollRecords is Config.MaxPollRecords' default.
-const DefaultMaxPollRecords = 20000
+const DefaultMaxPollRecords = 50000
 
 // Header names the router writes on quarantined records.
 const (
@@ -101,10 +101,12 @@ type Config struct {
 	// the same id takes its partitions back at once, without a rebalance.
 	InstanceID string
 	// MaxPollRecords bounds one batch: one transaction, or one acknowledged
-	// write with at-least-once (default 20000). Under a backlog a large batch
+	// write with at-least-once (default 50000). Under a backlog a large batch
 	// gives each endpoint partition several records per produce: with 5,000
 	// endpoints nearly every record of a 5,000-record batch is a partition
-	// batch of its own, and the broker pays per partition batch.
+	// batch of its own, and the broker (and the commit markers, one per
+	// partition a transaction touched) cost per partition batch. A batch
+	// must route and commit within the transaction timeout (60 s).
 	MaxPollRecords int
 	// TxnLinger is how long a transaction stays open gathering more events
 	// after its first (default 10ms; negative: commit each poll at once).
@@ -212,7 +214,13 @@ func (r *Router) clientOpts(extra ...kgo.Opt) []kgo.Opt {
 func (r *Router) runExactlyOnce(ctx context.Context) error {
 	sess, err := kgo.NewGroupTransactSession(r.clientOpts(
 		kgo.TransactionalID(r.cfg.TransactionalID),
-		kgo.TransactionTimeout(30*time.Second),
+		// Kafka's default. A batch of MaxPollRecords events to thousands
+		// of endpoints takes seconds to route on a slow broker (the first
+		// after a start longer still: the client's first record to each
+		// topic), and a transaction that outlives this is aborted. A
+		// crashed router's open transaction holds back read_committed
+		// readers until this passes or its transactional id is reused.
+		kgo.TransactionTimeout(60*time.Second),
 		kgo.ProducerLinger(r.produceLinger()),
 	)...)
 	if err != nil {

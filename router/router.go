@@ -104,9 +104,10 @@ type Config struct {
 	// write with at-least-once (default 50000). Under a backlog a large batch
 	// gives each endpoint partition several records per produce: with 5,000
 	// endpoints nearly every record of a 5,000-record batch is a partition
-	// batch of its own, and the broker (and the commit markers, one per
-	// partition a transaction touched) cost per partition batch. A batch
-	// must route and commit within the transaction timeout (60 s).
+	// batch of its own, and the broker pays per partition batch, as it
+	// does per commit marker (one for each partition a transaction
+	// touched). A batch must route and commit within the transaction
+	// timeout (60 s).
 	MaxPollRecords int
 	// TxnLinger is how long a transaction stays open gathering more events
 	// after its first (default 10ms; negative: commit each poll at once).

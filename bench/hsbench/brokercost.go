@@ -35,11 +35,10 @@ type costProbe struct {
 
 // CostResult is one probe's figures.
 type CostResult struct {
-	Probe       string  `json:"probe"`
-	Unit        string  `json:"unit"`
-	PerSecond   float64 `json:"units_per_second"`
-	BrokerCores float64 `json:"broker_cores"`
-	MsPerUnit   float64 `json:"broker_cpu_ms_per_unit"`
+	Probe, Unit string
+	PerSecond   float64 // units per second
+	BrokerCores float64 // broker CPU seconds per second
+	MsPerUnit   float64 // broker CPU milliseconds per unit
 }
 
 // syncRequests sends one produce request at a time, rate per second, each

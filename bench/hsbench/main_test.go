@@ -27,7 +27,7 @@ func TestPrintFile(t *testing.T) {
 		},
 		Baseline:     &BaselineResult{},
 		BaselineFast: &BaselineResult{},
-		Isolation: &IsolationResult{Baseline: 15000, WithBlackHole: 14250, Ratio: 0.95,
+		Isolation: &IsolationResult{IsolationRound: IsolationRound{Baseline: 15000, WithBlackHole: 14250, Ratio: 0.95},
 			Rounds: []IsolationRound{{Ratio: 0.72}, {Ratio: 0.95}, {Ratio: 1.04}}},
 	}}}
 	b, err := json.Marshal(res)

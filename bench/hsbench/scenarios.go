@@ -119,12 +119,10 @@ type ScaleResult struct {
 
 // IsolationResult is the median round's figures (by ratio) and every round.
 type IsolationResult struct {
-	Healthy       int              `json:"healthy_endpoints"`
-	Events        int              `json:"events"`
-	Baseline      float64          `json:"healthy_per_second_alone"`
-	WithBlackHole float64          `json:"healthy_per_second_with_black_hole"`
-	Ratio         float64          `json:"ratio"`
-	Rounds        []IsolationRound `json:"rounds"`
+	Healthy        int              `json:"healthy_endpoints"`
+	Events         int              `json:"events"`
+	IsolationRound                  // the median round
+	Rounds         []IsolationRound `json:"rounds"`
 }
 
 // IsolationRound is one pair of runs, side by side in time: the healthy
@@ -544,8 +542,6 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 	return res, nil
 }
 
-// isolation measures 20 healthy endpoints' rate alone and next to one
-// endpoint that accepts connections and never answers.
 // isolation measures the healthy endpoints' rate alone and beside a black
 // hole in o.isoRounds rounds, each a pair of runs next to each other in
 // time (alternating which goes first, so a drift of the host's speed
@@ -578,8 +574,7 @@ func isolation(ctx context.Context, o options, br *broker, dir string) (*Isolati
 		fmt.Fprintf(os.Stderr, "hsbench: %s: isolation round %d: %.0f/s alone, %.0f/s with a black hole (%.0f%%)\n", br.kind, round+1, r.Baseline, r.WithBlackHole, 100*r.Ratio)
 		res.Rounds = append(res.Rounds, r)
 	}
-	med := medianRound(res.Rounds)
-	res.Baseline, res.WithBlackHole, res.Ratio = med.Baseline, med.WithBlackHole, med.Ratio
+	res.IsolationRound = medianRound(res.Rounds)
 	return res, nil
 }
 

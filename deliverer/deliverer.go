@@ -214,6 +214,7 @@ type Deliverer struct {
 	sign   signers
 
 	cl       *kgo.Client
+	pause    *pauser    // pauses and resumes cl's fetching, in batches
 	mu       sync.Mutex // guards parts
 	parts    map[topicPartition]*partition
 	commitMu sync.Mutex // serializes commits with revocation
@@ -282,6 +283,7 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, er
 		m:          newMetrics(cfg.Registerer),
 		parts:      map[topicPartition]*partition{},
 		workers:    newWorkers(30 * time.Second),
+		pause:      newPauser(),
 		budget:     newBudget(cfg.MaxInFlight, cfg.InFlightLease),
 		tiers:      cfg.Schedule.tiers(),
 		tierTopics: map[string]time.Duration{},
@@ -360,6 +362,10 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		return fmt.Errorf("deliverer: %w", err)
 	}
 	d.cl = cl
+	d.pause.fetch = cl
+	pauseCtx, pauseCancel := context.WithCancel(context.Background())
+	pauseDone := make(chan struct{})
+	go func() { defer close(pauseDone); d.pause.run(pauseCtx) }()
 	d.reg.OnChange(d.endpointChanged)
 	d.log.Info("deliverer started", "group", d.cfg.Group, "pattern", d.topics.EndpointPattern())
 
@@ -410,6 +416,8 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	finalCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	d.commit(finalCtx, nil)
+	pauseCancel()
+	<-pauseDone
 	cl.Close() // leaves the group; revoke callback commits again, harmlessly
 	d.log.Info("deliverer stopped")
 	return nil
@@ -531,7 +539,7 @@ func (d *Deliverer) revoked(ctx context.Context, cl *kgo.Client, revoked map[str
 	for _, p := range parts {
 		p.forget()
 	}
-	cl.ResumeFetchPartitions(revoked) // a partition assigned again starts unpaused
+	d.pause.resumeNow(cl, revoked) // a partition assigned again starts unpaused
 }
 
 // lost forgets partitions without committing: another member owns them.
@@ -540,7 +548,7 @@ func (d *Deliverer) lost(_ context.Context, cl *kgo.Client, lost map[string][]in
 		p.drain()
 		p.forget()
 	}
-	cl.ResumeFetchPartitions(lost)
+	d.pause.resumeNow(cl, lost)
 }
 
 func (d *Deliverer) take(tps map[string][]int32) []*partition {
@@ -601,10 +609,14 @@ func (d *Deliverer) endpointChanged(old, cur *registry.Endpoint) {
 	if len(tps) > 0 {
 		switch cur.Status {
 		case registry.StatusDisabled:
-			d.cl.PauseFetchPartitions(map[string][]int32{topic: tps})
+			for _, p := range tps {
+				d.pause.set(topicPartition{topic, p}, true)
+			}
 		case registry.StatusActive:
 			if old != nil && old.Status == registry.StatusDisabled {
-				d.cl.ResumeFetchPartitions(map[string][]int32{topic: tps})
+				for _, p := range tps {
+					d.pause.set(topicPartition{topic, p}, false)
+				}
 			}
 		}
 	}

@@ -171,10 +171,10 @@ func (p *partition) pumpLocked() {
 	switch {
 	case !p.paused && p.waiting >= limit:
 		p.paused = true
-		p.d.cl.PauseFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
+		p.d.pause.set(p.tp, true)
 	case p.paused && p.waiting <= limit/2 && !(ok && ep.Status == registry.StatusDisabled):
 		p.paused = false
-		p.d.cl.ResumeFetchPartitions(map[string][]int32{p.tp.topic: {p.tp.partition}})
+		p.d.pause.set(p.tp, false)
 	}
 }
 

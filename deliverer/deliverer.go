@@ -596,30 +596,22 @@ func (d *Deliverer) endpointChanged(old, cur *registry.Endpoint) {
 		d.cl.ForceMetadataRefresh() // a new endpoint topic to discover
 	}
 	topic := d.topics.Endpoint(cur.ID)
+	// A disabled endpoint's partitions stop fetching; enabled again, they
+	// resume. Decided under d.mu, so a partition revoked meanwhile is
+	// either not seen here or has this decision dropped by the revocation.
+	pause := cur.Status == registry.StatusDisabled
+	change := pause || (cur.Status == registry.StatusActive && old != nil && old.Status == registry.StatusDisabled)
 	d.mu.Lock()
 	var ps []*partition
-	var tps []int32
 	for tp, p := range d.parts {
 		if tp.topic == topic {
 			ps = append(ps, p)
-			tps = append(tps, tp.partition)
+			if change {
+				d.pause.set(tp, pause)
+			}
 		}
 	}
 	d.mu.Unlock()
-	if len(tps) > 0 {
-		switch cur.Status {
-		case registry.StatusDisabled:
-			for _, p := range tps {
-				d.pause.set(topicPartition{topic, p}, true)
-			}
-		case registry.StatusActive:
-			if old != nil && old.Status == registry.StatusDisabled {
-				for _, p := range tps {
-					d.pause.set(topicPartition{topic, p}, false)
-				}
-			}
-		}
-	}
 	if v, ok := d.eps.Load(cur.ID); ok {
 		v.(*endpointState).notify()
 	}

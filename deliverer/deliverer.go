@@ -240,6 +240,9 @@ type Deliverer struct {
 	// mutex, which thousands of concurrent attempts would all contend on.
 	hardShards [16]context.Context
 	shardNext  atomic.Uint32
+	// fast is cfg.Sender when it takes deadlines as values: its attempts
+	// run on hard itself, with no context of their own.
+	fast deadlineSender
 }
 
 // The HTTP clients Config.HTTPClient names.
@@ -291,6 +294,7 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Deliverer, er
 	for _, t := range d.tiers {
 		d.tierTopics[d.topics.Retry(t)] = t
 	}
+	d.fast, _ = cfg.Sender.(deadlineSender)
 	return d, nil
 }
 
@@ -424,14 +428,20 @@ func (d *Deliverer) Run(ctx context.Context) error {
 }
 
 // setContexts sets the shutdown contexts; the hard shards end with hard
-// or when the returned function is called.
+// or when the returned function is called. A deadlineSender aborts its
+// attempts when hard ends.
 func (d *Deliverer) setContexts(soft, hard context.Context) (release func()) {
 	d.soft, d.hard = soft, hard
 	var cancels [len(d.hardShards)]context.CancelFunc
 	for i := range d.hardShards {
 		d.hardShards[i], cancels[i] = context.WithCancel(hard)
 	}
+	stopAbort := func() bool { return false }
+	if d.fast != nil {
+		stopAbort = d.fast.abortOnCancel(hard)
+	}
 	return func() {
+		stopAbort()
 		for _, c := range cancels {
 			c()
 		}

@@ -65,19 +65,33 @@ func NewFastSender(maxConnsPerHost int, allowPrivate bool) *FastSender {
 
 // Send posts req and reads the start of the answer.
 func (s *FastSender) Send(ctx context.Context, req *Request) Result {
-	if err := ctx.Err(); err != nil {
-		return Result{Err: err}
-	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(time.Minute)
 	}
-	stop := context.AfterFunc(ctx, func() {
+	stop := s.abortOnCancel(ctx)
+	defer stop()
+	return s.sendBy(ctx, deadline, req)
+}
+
+// abortOnCancel closes every connection of s when ctx is cancelled (not
+// when its deadline passes: fasthttp ends that request itself), until stop
+// is called.
+func (s *FastSender) abortOnCancel(ctx context.Context) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			s.conns.CloseAll()
 		}
 	})
-	defer stop()
+}
+
+// sendBy is Send with the attempt's deadline given as a value: the
+// deliverer passes its long-lived shutdown context, on which it has called
+// abortOnCancel once, instead of a context and a watcher per attempt.
+func (s *FastSender) sendBy(ctx context.Context, deadline time.Time, req *Request) Result {
+	if err := ctx.Err(); err != nil {
+		return Result{Err: err}
+	}
 	fr := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(fr)

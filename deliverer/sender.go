@@ -41,6 +41,16 @@ type Sender interface {
 	Send(ctx context.Context, req *Request) Result
 }
 
+// deadlineSender is a Sender that also takes an attempt's deadline as a
+// value (FastSender): the deliverer then spares a timer context and a
+// cancellation watcher per attempt. ctx is long-lived; abortOnCancel,
+// called once on it, must end the attempts in flight when it is cancelled.
+type deadlineSender interface {
+	Sender
+	sendBy(ctx context.Context, deadline time.Time, req *Request) Result
+	abortOnCancel(ctx context.Context) (stop func() bool)
+}
+
 // HTTPSender is the production Sender: one shared http.Client with
 // keep-alive connections per host, no redirects followed.
 type HTTPSender struct {

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"math"
 	"math/big"
 	"strconv"
@@ -21,6 +22,12 @@ func appendJSONString(dst []byte, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight bytes at a time while none needs a look (printable ASCII
+		// other than quote and backslash): most of a payload's text.
+		if i+8 <= len(s) && plainASCII8(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -63,6 +70,26 @@ func appendJSONString(dst []byte, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// SWAR masks: a byte's high bit, and each byte set to 0x01.
+const (
+	highBits = 0x8080808080808080
+	lowBits  = 0x0101010101010101
+)
+
+// plainASCII8 reports whether none of the eight bytes of x is 0x80 or above,
+// below 0x20, '"' or '\\'. (v - lowBits) &^ v & highBits is non-zero exactly
+// when some byte of v is zero; with 0x20*lowBits, when some byte is below
+// 0x20 (of bytes under 0x80, which the first test leaves).
+func plainASCII8(x uint64) bool {
+	const quote, backslash = '"' * lowBits, '\\' * lowBits
+	q, b := x^quote, x^backslash
+	special := x&highBits |
+		(x-0x20*lowBits)&^x&highBits |
+		(q-lowBits)&^q&highBits |
+		(b-lowBits)&^b&highBits
+	return special == 0
 }
 
 // appendJSONFloat formats like encoding/json (shortest representation that

@@ -31,6 +31,9 @@ type costProbe struct {
 	// partitions of the probe's topic; consume adds a consumer reading it.
 	partitions int
 	consume    bool
+	// txn runs the probe on a transactional producer, and its consumer
+	// (if any) reads committed records only, as deliverers do.
+	txn bool
 }
 
 // CostResult is one probe's figures.
@@ -60,6 +63,38 @@ func syncRequests(rate int, partitions int) func(context.Context, *kgo.Client, s
 				cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Value: val}, nil)
 			}
 			if err := cl.Flush(ctx); err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}
+}
+
+// syncTxns commits rate transactions per second, each with one 1 KB record
+// for every partition of topic, as the exactly-once router does at a low
+// rate: every partition a transaction touches gets a commit marker.
+func syncTxns(rate int, partitions int) func(context.Context, *kgo.Client, string, time.Duration) (int, error) {
+	return func(ctx context.Context, cl *kgo.Client, topic string, d time.Duration) (int, error) {
+		val := make([]byte, 1024)
+		tick := time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+		n := 0
+		for end := time.Now().Add(d); time.Now().Before(end); n++ {
+			select {
+			case <-ctx.Done():
+				return n, ctx.Err()
+			case <-tick.C:
+			}
+			if err := cl.BeginTransaction(); err != nil {
+				return n, err
+			}
+			for p := range partitions {
+				cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Value: val}, nil)
+			}
+			if err := cl.Flush(ctx); err != nil {
+				return n, err
+			}
+			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 				return n, err
 			}
 		}
@@ -117,6 +152,8 @@ func brokerCost(ctx context.Context, o options, w io.Writer, rate float64, d tim
 		{name: "the same, with a consumer reading them", unit: "request", partitions: wide, consume: true, run: syncRequests(50, wide)},
 		{name: fmt.Sprintf("publisher stream, %.0f records/s (6 partitions, linger 5 ms, lz4)", rate), unit: "record", partitions: 6, run: stream(rate)},
 		{name: "the same, with a consumer reading it", unit: "record", partitions: 6, consume: true, run: stream(rate)},
+		{name: fmt.Sprintf("transactions of %d partitions x 1 record, 15/s", wide), unit: "transaction", partitions: wide, txn: true, run: syncTxns(15, wide)},
+		{name: "the same, with a read-committed consumer", unit: "transaction", partitions: wide, txn: true, consume: true, run: syncTxns(15, wide)},
 	}
 	tmp, err := os.MkdirTemp("", "hsbench-cost-")
 	if err != nil {
@@ -145,8 +182,12 @@ func brokerCost(ctx context.Context, o options, w io.Writer, rate float64, d tim
 		for _, r := range res {
 			fmt.Fprintf(w, "  %-72s %7.0f %s/s  broker %3.0f %% of a core  %6.3f ms per %s\n", r.Probe, r.PerSecond, r.Unit, 100*r.BrokerCores, r.MsPerUnit, r.Unit)
 		}
-		// The first two probes differ only in partitions per request.
+		// The first two probes differ only in partitions per request; the
+		// last two add a commit (and read-committed reading) to the second
+		// and third.
 		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "so each further partition batch in a request costs", (res[1].MsPerUnit-res[0].MsPerUnit)/(wide-1))
+		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "committing a transaction costs, per partition it touched", (res[5].MsPerUnit-res[1].MsPerUnit)/wide)
+		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "reading it read-committed costs, per partition", (res[6].MsPerUnit-res[5].MsPerUnit)/wide)
 	}
 	return nil
 }
@@ -170,9 +211,23 @@ func runProbes(ctx context.Context, br *broker, probes []costProbe, d time.Durat
 		if err := kcfg.EnsureTopics(ctx, adm, kafka.TopicSpec{Name: topic, Partitions: int32(p.partitions)}); err != nil {
 			return nil, err
 		}
+		prod := cl
+		if p.txn {
+			txCl, err := kgo.NewClient(kcfg.ClientOpts("cost-transactions",
+				kgo.TransactionalID(topic), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(0))...)
+			if err != nil {
+				return nil, err
+			}
+			defer txCl.Close()
+			prod = txCl
+		}
+		isolation := kgo.ReadUncommitted()
+		if p.txn {
+			isolation = kgo.ReadCommitted()
+		}
 		stopConsumer := func() {}
 		if p.consume {
-			cons, err := kgo.NewClient(kcfg.ClientOpts("cost-consumer",
+			cons, err := kgo.NewClient(kcfg.ClientOpts("cost-consumer", kgo.FetchIsolationLevel(isolation),
 				kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))...)
 			if err != nil {
 				return nil, err
@@ -187,7 +242,7 @@ func runProbes(ctx context.Context, br *broker, probes []costProbe, d time.Durat
 			}()
 			stopConsumer = func() { cancel(); <-done; cons.Close() }
 		}
-		n, el, c, err := measure(ctx, br, p, cl, topic, d)
+		n, el, c, err := measure(ctx, br, p, prod, topic, d)
 		stopConsumer()
 		if err != nil {
 			return nil, err

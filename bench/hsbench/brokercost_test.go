@@ -21,6 +21,7 @@ func TestRunProbes(t *testing.T) {
 		{name: "one", unit: "request", partitions: 1, run: syncRequests(200, 1)},
 		{name: "wide", unit: "request", partitions: 5, consume: true, run: syncRequests(50, 5)},
 		{name: "stream", unit: "record", partitions: 3, consume: true, run: stream(rate)},
+		{name: "txn", unit: "transaction", partitions: 5, txn: true, consume: true, run: syncTxns(15, 5)},
 	}
 	res, err := runProbes(ctx, br, probes, d)
 	if err != nil {
@@ -29,7 +30,7 @@ func TestRunProbes(t *testing.T) {
 	if len(res) != len(probes) {
 		t.Fatalf("%d results for %d probes", len(res), len(probes))
 	}
-	for i, want := range []float64{200, 50, rate} { // units per second
+	for i, want := range []float64{200, 50, rate, 15} { // units per second
 		r := res[i]
 		if r.Probe != probes[i].name || r.Unit != probes[i].unit {
 			t.Errorf("result %d is %q/%q, want %q/%q", i, r.Probe, r.Unit, probes[i].name, probes[i].unit)

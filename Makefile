@@ -57,7 +57,8 @@ bench: kafka-fetch
 ## fuzz: run every fuzz target for FUZZTIME each.
 FUZZTIME ?= 15s
 FUZZ_TARGETS := ./pkg/webhook:FuzzVerify ./pkg/webhook:FuzzParseSecret ./pkg/codec:FuzzDecodeEnvelope \
-	./pkg/codec:FuzzDataToJSON ./pkg/codec:FuzzEncodeJSON ./producer:FuzzRecord ./deliverer:FuzzAppendJSONString \
+	./pkg/codec:FuzzDataToJSON ./pkg/codec:FuzzEncodeJSON ./pkg/codec:FuzzAppendJSONString ./producer:FuzzRecord \
+	./deliverer:FuzzAppendJSONString \
 	./deliverer:FuzzParseRetryAfter
 fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \

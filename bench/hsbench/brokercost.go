@@ -48,32 +48,20 @@ type CostResult struct {
 // with one 1 KB record for every partition of topic, and waits for its
 // acknowledgement (acks=all, no linger): every request is one request.
 func syncRequests(rate int, partitions int) func(context.Context, *kgo.Client, string, time.Duration) (int, error) {
-	return func(ctx context.Context, cl *kgo.Client, topic string, d time.Duration) (int, error) {
-		val := make([]byte, 1024)
-		tick := time.NewTicker(time.Second / time.Duration(rate))
-		defer tick.Stop()
-		n := 0
-		for end := time.Now().Add(d); time.Now().Before(end); n++ {
-			select {
-			case <-ctx.Done():
-				return n, ctx.Err()
-			case <-tick.C:
-			}
-			for p := range partitions {
-				cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Value: val}, nil)
-			}
-			if err := cl.Flush(ctx); err != nil {
-				return n, err
-			}
-		}
-		return n, nil
-	}
+	return paced(rate, partitions, false)
 }
 
 // syncTxns commits rate transactions per second, each with one 1 KB record
 // for every partition of topic, as the exactly-once router does at a low
 // rate: every partition a transaction touches gets a commit marker.
 func syncTxns(rate int, partitions int) func(context.Context, *kgo.Client, string, time.Duration) (int, error) {
+	return paced(rate, partitions, true)
+}
+
+// paced writes one 1 KB record to every partition of topic rate times a
+// second and waits for each round to be acknowledged (and, with txn,
+// committed in a transaction of its own). It returns the rounds done.
+func paced(rate int, partitions int, txn bool) func(context.Context, *kgo.Client, string, time.Duration) (int, error) {
 	return func(ctx context.Context, cl *kgo.Client, topic string, d time.Duration) (int, error) {
 		val := make([]byte, 1024)
 		tick := time.NewTicker(time.Second / time.Duration(rate))
@@ -85,8 +73,10 @@ func syncTxns(rate int, partitions int) func(context.Context, *kgo.Client, strin
 				return n, ctx.Err()
 			case <-tick.C:
 			}
-			if err := cl.BeginTransaction(); err != nil {
-				return n, err
+			if txn {
+				if err := cl.BeginTransaction(); err != nil {
+					return n, err
+				}
 			}
 			for p := range partitions {
 				cl.Produce(ctx, &kgo.Record{Topic: topic, Partition: int32(p), Value: val}, nil)
@@ -94,8 +84,10 @@ func syncTxns(rate int, partitions int) func(context.Context, *kgo.Client, strin
 			if err := cl.Flush(ctx); err != nil {
 				return n, err
 			}
-			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-				return n, err
+			if txn {
+				if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+					return n, err
+				}
 			}
 		}
 		return n, nil

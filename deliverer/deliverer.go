@@ -235,9 +235,10 @@ type Deliverer struct {
 	stopping atomic.Bool
 	soft     context.Context // ends when shutdown begins: stop waiting to retry
 	hard     context.Context // ends at the shutdown deadline: abort requests
-	// hardShards are children of hard that attempts derive their timeouts
-	// from, round-robin: a context keeps its children in a map under one
-	// mutex, which thousands of concurrent attempts would all contend on.
+	// hardShards are children of hard that attempts on a Sender other than
+	// a deadlineSender derive their timeouts from, round-robin: a context
+	// keeps its children in a map under one mutex, which thousands of
+	// concurrent attempts would all contend on.
 	hardShards [16]context.Context
 	shardNext  atomic.Uint32
 	// fast is cfg.Sender when it takes deadlines as values: its attempts

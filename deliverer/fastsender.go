@@ -65,6 +65,9 @@ func NewFastSender(maxConnsPerHost int, allowPrivate bool) *FastSender {
 
 // Send posts req and reads the start of the answer.
 func (s *FastSender) Send(ctx context.Context, req *Request) Result {
+	if err := ctx.Err(); err != nil {
+		return Result{Err: err} // before abortOnCancel, which would fire at once
+	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(time.Minute)

@@ -224,24 +224,14 @@ func TestSenderCancelInterruptsAttempt(t *testing.T) {
 }
 
 func testSenderCancelInterruptsAttempt(t *testing.T, newSender func(int) Sender) {
-	arrived := make(chan struct{}, 1)
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
+	ep, arrived := hangingEndpoint(t)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Hour)
 	go func() {
 		<-arrived
 		cancel()
 	}()
 	start := time.Now()
-	res := newSender(0).Send(ctx, &Request{URL: srv.URL, Header: http.Header{}, Body: []byte("{}")})
+	res := newSender(0).Send(ctx, &Request{URL: ep.URL, Header: http.Header{}, Body: []byte("{}")})
 	if !errors.Is(res.Err, context.Canceled) || res.Status != 0 {
 		t.Fatalf("Send cancelled while waiting = %+v, want an error wrapping context.Canceled", res)
 	}

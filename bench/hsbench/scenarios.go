@@ -115,6 +115,12 @@ type ScaleResult struct {
 	SetupSeconds      float64 `json:"setup_seconds"`
 	RouterRSSMB       float64 `json:"router_peak_rss_mb"`
 	DelivererRSSMB    float64 `json:"deliverer_peak_rss_mb"`
+	// CPU seconds per 1,000 deliveries of the pipeline batch, by process
+	// (receivers and publisher: hsbench itself).
+	PipelineRouterCPU1000    float64 `json:"pipeline_cpu_seconds_per_1000_router"`
+	PipelineDelivererCPU1000 float64 `json:"pipeline_cpu_seconds_per_1000_deliverer"`
+	PipelineBrokerCPU1000    float64 `json:"pipeline_cpu_seconds_per_1000_broker"`
+	PipelineBenchCPU1000     float64 `json:"pipeline_cpu_seconds_per_1000_receivers"`
 }
 
 // IsolationResult is the median round's figures (by ratio) and every round.
@@ -531,9 +537,13 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 	if err := s.publish(ctx, events, tenantOf(n)); err != nil {
 		return nil, err
 	}
+	b0, self0 := br.cpu(), selfCPU()
 	if err := s.runPipeline(ctx, int64(2*events)); err != nil {
 		return nil, err
 	}
+	k := float64(events) / 1000
+	res.PipelineRouterCPU1000, res.PipelineDelivererCPU1000 = cpuSeconds(s.router.pid())/k, cpuSeconds(s.deliv.pid())/k
+	res.PipelineBrokerCPU1000, res.PipelineBenchCPU1000 = (br.cpu()-b0)/k, (selfCPU()-self0)/k
 	res.PipelinePerSecond = s.recv.marks.steadyRateFrom(int64(events), int64(2*events))
 	res.RouterRSSMB = max(res.RouterRSSMB, peakRSSMB(s.router.pid()))
 	res.DelivererRSSMB = max(res.DelivererRSSMB, peakRSSMB(s.deliv.pid()))
@@ -753,6 +763,13 @@ func printTable(w io.Writer, res *Results) {
 					return "-"
 				}
 				return fmt.Sprintf("%.0f / %.0f", r.Scale[i].RouterRSSMB, r.Scale[i].DelivererRSSMB)
+			})
+			row(fmt.Sprintf("%d endpoints: pipeline CPU s/1,000 rt / dl / broker / recv", n), func(r *BrokerResult) string {
+				if i >= len(r.Scale) || r.Scale[i].PipelineDelivererCPU1000 == 0 {
+					return "-"
+				}
+				sc := r.Scale[i]
+				return fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", sc.PipelineRouterCPU1000, sc.PipelineDelivererCPU1000, sc.PipelineBrokerCPU1000, sc.PipelineBenchCPU1000)
 			})
 			row(fmt.Sprintf("%d endpoints: deliverer join → delivery s", n), func(r *BrokerResult) string {
 				if i >= len(r.Scale) {

@@ -281,6 +281,9 @@ func (d *Deliverer) deadLetter(j *job, ep *registry.Endpoint, env *codec.Envelop
 		{Key: "hookstream-reason", Value: []byte(reason)},
 		{Key: HeaderRetryEndpoint, Value: []byte(j.endpointID)},
 	}}
+	if j.eventKey != "" {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderEventKey, Value: []byte(j.eventKey)})
+	}
 	if !d.produceDurably(rec) {
 		d.m.deliveries.WithLabelValues(OutcomeInterrupted).Inc()
 		return false

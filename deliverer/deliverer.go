@@ -80,8 +80,10 @@ type Config struct {
 	Schedule Schedule
 	// Jitter spreads each retry delay by ±Jitter (default 0.2; negative = none).
 	Jitter float64
-	// RetryClientErrors retries 4xx answers (other than 408/410/429) like
-	// 5xx instead of dead-lettering them at once.
+	// RetryClientErrors retries 4xx answers (other than 408/410/429) on the
+	// schedule instead of dead-lettering them at once (reason exhausted at
+	// its end). They still count as answers, not failures, for the breaker
+	// and the auto-disable streak: the endpoint is up and refusing.
 	RetryClientErrors bool
 	// MaxAttempts caps attempts including throttled ones, which do not
 	// count against the schedule (default 3 × (len(Schedule)+1)).

@@ -17,11 +17,16 @@ const (
 	HeaderRetryDue        = "hookstream-due"           // unix ms before which it must not be attempted
 	HeaderRetryLastStatus = "hookstream-last-status"   // HTTP status of the last attempt (0 = none)
 	HeaderRetryLastError  = "hookstream-last-error"    // last error
+	// HeaderEventKey is the event's record key on its endpoint topic (its
+	// partition there, and its lane on an ordered endpoint). Retry-tier and
+	// dead-letter records are keyed by endpoint, so they carry it here, and
+	// a redrive writes the event back under it.
+	HeaderEventKey = "hookstream-event-key"
 )
 
 var retryHeaders = map[string]bool{
 	HeaderRetryEndpoint: true, HeaderRetryAttempts: true, HeaderRetryBudget: true, HeaderRetryFirst: true,
-	HeaderRetryDue: true, HeaderRetryLastStatus: true, HeaderRetryLastError: true,
+	HeaderRetryDue: true, HeaderRetryLastStatus: true, HeaderRetryLastError: true, HeaderEventKey: true,
 }
 
 // job is one record on its way to an endpoint, from an endpoint topic (a
@@ -30,6 +35,7 @@ type job struct {
 	rec        *kgo.Record
 	endpointID string
 	key        string // ordering key (the record key)
+	eventKey   string // the event's key on its endpoint topic ("": none known)
 	attempts   int    // HTTP attempts made before this run
 	budget     int    // attempts that count against the retry schedule
 	firstAt    time.Time
@@ -45,6 +51,7 @@ type job struct {
 func newJob(rec *kgo.Record, endpointID string) *job {
 	j := &job{rec: rec, endpointID: endpointID, key: string(rec.Key)}
 	if endpointID != "" {
+		j.eventKey = j.key
 		return j
 	}
 	for _, h := range rec.Headers {
@@ -68,6 +75,8 @@ func newJob(rec *kgo.Record, endpointID string) *job {
 			j.lastStatus, _ = strconv.Atoi(v)
 		case HeaderRetryLastError:
 			j.lastErr = v
+		case HeaderEventKey:
+			j.eventKey = v
 		}
 	}
 	return j
@@ -76,7 +85,7 @@ func newJob(rec *kgo.Record, endpointID string) *job {
 // retryRecord is the record that carries j to topic, due at due. The
 // original headers are kept, Hookstream's retry headers replaced.
 func (j *job) retryRecord(topic string, due time.Time) *kgo.Record {
-	hs := make([]kgo.RecordHeader, 0, len(j.rec.Headers)+7)
+	hs := make([]kgo.RecordHeader, 0, len(j.rec.Headers)+8)
 	for _, h := range j.rec.Headers {
 		if !retryHeaders[h.Key] {
 			hs = append(hs, h)
@@ -90,5 +99,8 @@ func (j *job) retryRecord(topic string, due time.Time) *kgo.Record {
 	add(HeaderRetryDue, strconv.FormatInt(due.UnixMilli(), 10))
 	add(HeaderRetryLastStatus, strconv.Itoa(j.lastStatus))
 	add(HeaderRetryLastError, j.lastErr)
+	if j.eventKey != "" {
+		add(HeaderEventKey, j.eventKey)
+	}
 	return &kgo.Record{Topic: topic, Key: []byte(j.endpointID), Value: j.rec.Value, Headers: hs}
 }

@@ -140,3 +140,36 @@ func TestNewJobOnEndpointTopicIgnoresRetryHeaders(t *testing.T) {
 		t.Errorf("newJob on an endpoint topic = %+v, want a first attempt for ep_1", j)
 	}
 }
+
+// The event's key rides along in a header: retry tiers key their records by
+// endpoint, and a dead letter (keyed by endpoint too) must still tell a
+// redrive which key to write the event back under. A publisher's own
+// header of that name on an endpoint-topic record is replaced, not trusted.
+func TestRetryRecordCarriesEventKey(t *testing.T) {
+	rec := &kgo.Record{Topic: "webhooks.endpoint.ep_1", Key: []byte("order-17"), Value: []byte("envelope"),
+		Headers: []kgo.RecordHeader{hdr(HeaderEventKey, "forged")}}
+	j := newJob(rec, "ep_1")
+	j.firstAt = time.UnixMilli(1000)
+	tier := j.retryRecord("webhooks.retry.5s", time.UnixMilli(2000))
+	if string(tier.Key) != "ep_1" {
+		t.Errorf("retry record key %q, want the endpoint id", tier.Key)
+	}
+	if got := headerMap(tier.Headers)[HeaderEventKey]; !slices.Equal(got, []string{"order-17"}) {
+		t.Fatalf("%s = %q, want exactly [order-17]", HeaderEventKey, got)
+	}
+	back := newJob(tier, "")
+	if back.eventKey != "order-17" || back.key != "ep_1" {
+		t.Fatalf("newJob(tier record): eventKey %q, key %q; want order-17 and ep_1", back.eventKey, back.key)
+	}
+	again := headerMap(back.retryRecord("webhooks.retry.5m", time.UnixMilli(3000)).Headers)[HeaderEventKey]
+	if !slices.Equal(again, []string{"order-17"}) {
+		t.Errorf("second tier: %s = %q, want exactly [order-17]", HeaderEventKey, again)
+	}
+
+	// An event without a key gets no header (a redrive falls back to its tenant).
+	nokey := newJob(&kgo.Record{Topic: "webhooks.endpoint.ep_1"}, "ep_1")
+	nokey.firstAt = time.UnixMilli(1000)
+	if got := headerMap(nokey.retryRecord("t", time.UnixMilli(2000)).Headers)[HeaderEventKey]; got != nil {
+		t.Errorf("keyless event: %s = %q, want none", HeaderEventKey, got)
+	}
+}

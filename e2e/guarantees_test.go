@@ -152,7 +152,7 @@ func testDLQ400(t *testing.T, cluster *kafkatest.Cluster) {
 		if dl.Reason != deliverer.ReasonRejected || dl.Attempts != 1 || dl.LastStatus != 400 || dl.EndpointID != ep.ID {
 			t.Fatalf("dead letter %+v: want reason rejected after 1 attempt with status 400", dl)
 		}
-		if sent[dl.EventID] != dl.EventType || dl.TenantID != "acme" || dl.ResponseBody == "" || dl.LastError == "" {
+		if sent[dl.EventID] != dl.EventType || dl.TenantID != "acme" || dl.eventKey != "acme" || dl.ResponseBody == "" || dl.LastError == "" {
 			t.Fatalf("dead letter does not describe its event and answer: %+v", dl)
 		}
 		env, err := e.Catalog.DecodeEnvelope(dl.Envelope)
@@ -177,10 +177,29 @@ func testDLQ500(t *testing.T, cluster *kafkatest.Cluster) {
 	e.StartRouter()
 	e.StartDeliverer(cfg)
 	types, in, _ := samples(t, e)
-	publish(t, e, "acme", 10, types, in)
+	// Each event under a key of its own: the retry tiers key their records
+	// by endpoint, and the event's key must still reach its dead letter
+	// (a redrive writes the event back under it).
+	evs := make([]producer.Event, 10)
+	for i := range evs {
+		evs[i] = producer.Event{Type: types[i%len(types)], TenantID: "acme", Key: "order-" + strconv.Itoa(i), Data: in[types[i%len(types)]]}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids, err := e.Producer.PublishBatch(ctx, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyOf := map[string]string{}
+	for i, id := range ids {
+		keyOf[id] = evs[i].Key
+	}
 	for _, dl := range e.deadLetters(10, 60*time.Second) {
 		if dl.Reason != deliverer.ReasonExhausted || dl.Attempts != 4 || dl.LastStatus != 500 {
 			t.Fatalf("dead letter %+v: want reason exhausted after 4 attempts (1 + 3 retries) with status 500", dl)
+		}
+		if dl.eventKey != keyOf[dl.EventID] {
+			t.Fatalf("dead letter of %s carries event key %q, want %q", dl.EventID, dl.eventKey, keyOf[dl.EventID])
 		}
 		if !dl.LastAttemptAt.After(dl.FirstAttemptAt) {
 			t.Fatalf("dead letter times: first %v, last %v", dl.FirstAttemptAt, dl.LastAttemptAt)

@@ -74,23 +74,34 @@ func (e *env) addEndpoint(url string, events ...string) *registry.Endpoint {
 	return e.CreateEndpoint(registry.Endpoint{TenantID: "acme", URL: url, EventTypes: events})
 }
 
+// deadLetter is a decoded dead-letter record with the event key it carries.
+type deadLetter struct {
+	deliverer.DeadLetter
+	eventKey string // the hookstream-event-key header
+}
+
 // deadLetters reads the dead-letter topic until it has n records (or fails
 // the test at the deadline) and returns them decoded.
-func (e *env) deadLetters(n int, timeout time.Duration) []deliverer.DeadLetter {
+func (e *env) deadLetters(n int, timeout time.Duration) []deadLetter {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cl := e.Cluster.Client(e.t, kgo.ConsumeTopics(e.Kafka.Topics().DLQ()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	var out []deliverer.DeadLetter
+	var out []deadLetter
 	for len(out) < n {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
 			e.t.Fatalf("dead-letter topic has %d of %d records after %v", len(out), n, timeout)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			var dl deliverer.DeadLetter
-			if err := e.Catalog.Unmarshal(r.Value, deliverer.DeadLetterRecordName, &dl); err != nil {
+			var dl deadLetter
+			if err := e.Catalog.Unmarshal(r.Value, deliverer.DeadLetterRecordName, &dl.DeadLetter); err != nil {
 				e.t.Fatalf("dead letter does not decode: %v", err)
+			}
+			for _, h := range r.Headers {
+				if h.Key == deliverer.HeaderEventKey {
+					dl.eventKey = string(h.Value)
+				}
 			}
 			out = append(out, dl)
 		})

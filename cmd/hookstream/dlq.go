@@ -179,6 +179,7 @@ type deadLetterJSON struct {
 	EventID        string    `json:"event_id"`
 	EventType      string    `json:"event_type"`
 	TenantID       string    `json:"tenant_id"`
+	EventKey       string    `json:"event_key,omitempty"`
 	Attempts       int32     `json:"attempts"`
 	FirstAttemptAt time.Time `json:"first_attempt_at"`
 	LastAttemptAt  time.Time `json:"last_attempt_at"`
@@ -192,7 +193,7 @@ type deadLetterJSON struct {
 func toDeadLetterJSON(d *ops.DeadLetter) deadLetterJSON {
 	return deadLetterJSON{
 		Partition: d.Partition, Offset: d.Offset, DeadAt: d.DeadAt.UTC(), EndpointID: d.EndpointID, EndpointURL: d.EndpointURL,
-		EventID: d.EventID, EventType: d.EventType, TenantID: d.TenantID, Attempts: d.Attempts,
+		EventID: d.EventID, EventType: d.EventType, TenantID: d.TenantID, EventKey: d.EventKey, Attempts: d.Attempts,
 		FirstAttemptAt: d.FirstAttemptAt.UTC(), LastAttemptAt: d.LastAttemptAt.UTC(), LastStatus: d.LastStatus,
 		LastError: d.LastError, ResponseBody: d.ResponseBody, Reason: d.Reason, Redriven: d.Redriven,
 	}

@@ -30,7 +30,7 @@ type letter struct {
 
 // deadLetter writes a dead letter of endpoint to the given partition of the
 // dead-letter topic, as the deliverer would, and returns it.
-func (e *opsEnv) deadLetter(endpoint, reason string, partition int32, deadAt time.Time) letter {
+func (e *opsEnv) deadLetter(endpoint, reason string, partition int32, deadAt time.Time, headers ...kgo.RecordHeader) letter {
 	e.t.Helper()
 	env, evID := e.envelope()
 	dl := deliverer.DeadLetter{
@@ -44,7 +44,7 @@ func (e *opsEnv) deadLetter(endpoint, reason string, partition int32, deadAt tim
 		e.t.Fatal(err)
 	}
 	rec := &kgo.Record{Topic: e.kcfg.Topics().DLQ(), Partition: partition, Key: []byte(endpoint), Value: val,
-		Headers: []kgo.RecordHeader{{Key: "hookstream-reason", Value: []byte(reason)}}}
+		Headers: append([]kgo.RecordHeader{{Key: "hookstream-reason", Value: []byte(reason)}}, headers...)}
 	e.produce(rec)
 	return letter{dl: dl, partition: partition, offset: rec.Offset}
 }
@@ -96,7 +96,9 @@ func testDLQListAndRedrive(t *testing.T, e *opsEnv) {
 	base := time.Now().Add(-time.Hour)
 	l1 := e.deadLetter(a.ID, deliverer.ReasonExhausted, 0, base)
 	l2 := e.deadLetter(a.ID, deliverer.ReasonRejected, 1, base.Add(time.Minute))
-	l3 := e.deadLetter(b.ID, deliverer.ReasonExhausted, 2, base.Add(2*time.Minute))
+	// l3's event was published under its own key (not the tenant's): the
+	// deliverer records it on the letter, and a redrive writes it back under it.
+	l3 := e.deadLetter(b.ID, deliverer.ReasonExhausted, 2, base.Add(2*time.Minute), kgo.RecordHeader{Key: deliverer.HeaderEventKey, Value: []byte("order-42")})
 	e.deadLetter("ep_unknown", deliverer.ReasonExhausted, 0, base.Add(3*time.Minute))
 	l5 := e.deadLetter(gone.ID, deliverer.ReasonRejected, 1, base.Add(4*time.Minute))
 	e.produce(&kgo.Record{Topic: e.kcfg.Topics().DLQ(), Partition: 2, Key: []byte(a.ID), Value: []byte("not a dead letter")})
@@ -115,7 +117,7 @@ func testDLQListAndRedrive(t *testing.T, e *opsEnv) {
 	if got := e.listLetters("--reason", "rejected"); len(got) != 2 || got[0].EventID != l2.dl.EventID {
 		t.Errorf("--reason rejected: %s", eventIDs(got))
 	}
-	if got := e.listLetters("--event-id", l3.dl.EventID); len(got) != 1 || got[0].EndpointID != b.ID {
+	if got := e.listLetters("--event-id", l3.dl.EventID); len(got) != 1 || got[0].EndpointID != b.ID || got[0].EventKey != "order-42" {
 		t.Errorf("--event-id: %s", eventIDs(got))
 	}
 	code, out, errOut := e.run("dlq", "list", "--limit", "2")
@@ -161,8 +163,8 @@ func testDLQListAndRedrive(t *testing.T, e *opsEnv) {
 	if got := len(e.readTopic(e.kcfg.Topics().Endpoint(a.ID))); got != 2 {
 		t.Errorf("endpoint topic of %s has %d records, want 2", a.ID, got)
 	}
-	if got := e.readTopic(e.kcfg.Topics().Endpoint(b.ID)); len(got) != 1 || !bytes.Equal(got[0].Value, l3.dl.Envelope) {
-		t.Errorf("endpoint topic of %s: %d records, want l3's envelope", b.ID, len(got))
+	if got := e.readTopic(e.kcfg.Topics().Endpoint(b.ID)); len(got) != 1 || !bytes.Equal(got[0].Value, l3.dl.Envelope) || string(got[0].Key) != "order-42" {
+		t.Errorf("endpoint topic of %s: %d records, want l3's envelope under its event key order-42", b.ID, len(got))
 	}
 
 	// A second redrive sends nothing new. (Records are counted, not end

@@ -63,6 +63,11 @@ type DeadLetter struct {
 	Partition int32
 	Offset    int64
 	deliverer.DeadLetter
+	// EventKey is the event's record key on its endpoint topic, from the
+	// dead letter's hookstream-event-key header ("" if it has none: letters
+	// written before the header existed, or events published without a
+	// key); a redrive writes the event back under it, else under its tenant.
+	EventKey string
 	// Redriven reports that a redrive has re-produced this letter.
 	Redriven bool
 }
@@ -145,6 +150,11 @@ func (o *Ops) eachDeadLetter(ctx context.Context, adm *kadm.Client, fn func(dl *
 		}
 		if dl.EndpointID == "" {
 			dl.EndpointID = string(r.Key)
+		}
+		for _, h := range r.Headers {
+			if h.Key == deliverer.HeaderEventKey {
+				dl.EventKey = string(h.Value)
+			}
 		}
 		return fn(dl, nil)
 	})
@@ -360,7 +370,7 @@ func (o *Ops) Redrive(ctx context.Context, opts RedriveOptions) (*RedriveReport,
 		}
 		marker, _ := json.Marshal(map[string]any{"endpoint_id": ep.ID, "event_id": dl.EventID, "topic": topic, "redriven_at": now})
 		batch = append(batch,
-			&kgo.Record{Topic: topic, Key: []byte(o.tenantOf(dl)), Value: dl.Envelope, Headers: []kgo.RecordHeader{
+			&kgo.Record{Topic: topic, Key: []byte(o.eventKey(dl)), Value: dl.Envelope, Headers: []kgo.RecordHeader{
 				{Key: HeaderEventID, Value: []byte(dl.EventID)},
 				{Key: HeaderRedrivenFrom, Value: []byte(dlqTopic + "/" + dl.Ref())},
 			}},
@@ -381,9 +391,13 @@ func (o *Ops) Redrive(ctx context.Context, opts RedriveOptions) (*RedriveReport,
 	return rep, nil
 }
 
-// tenantOf is the key of a redriven record: the letter's tenant id, or the
-// one in its envelope.
-func (o *Ops) tenantOf(dl *DeadLetter) string {
+// eventKey is the key a redriven letter is written under: its event's key
+// on the endpoint topic, else (not recorded) its tenant (the letter's, or
+// the one in its envelope), the producer's default key.
+func (o *Ops) eventKey(dl *DeadLetter) string {
+	if dl.EventKey != "" {
+		return dl.EventKey
+	}
 	if dl.TenantID != "" {
 		return dl.TenantID
 	}

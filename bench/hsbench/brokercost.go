@@ -162,6 +162,10 @@ func brokerCost(ctx context.Context, o options, w io.Writer, rate float64, d tim
 			return fmt.Errorf("%s: %w", kind, err)
 		}
 		res, err := runProbes(ctx, br, probes, d)
+		var idle *idleCost
+		if err == nil {
+			idle, err = idleTopics(ctx, br, idleTopicCount, d)
+		}
 		br.stop()
 		if err != nil {
 			return fmt.Errorf("%s: %w", kind, err)
@@ -180,8 +184,73 @@ func brokerCost(ctx context.Context, o options, w io.Writer, rate float64, d tim
 		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "so each further partition batch in a request costs", (res[1].MsPerUnit-res[0].MsPerUnit)/(wide-1))
 		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "committing a transaction costs, per partition it touched", (res[5].MsPerUnit-res[1].MsPerUnit)/wide)
 		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "reading it read-committed costs, per partition", (res[6].MsPerUnit-res[5].MsPerUnit)/wide)
+		fmt.Fprintf(w, "  %-72s %6.1f %% of a core\n", "idle, the probes' topics only", 100*idle.before)
+		fmt.Fprintf(w, "  %-72s %6.1f s, broker %.1f CPU s\n", fmt.Sprintf("creating %d more single-partition topics", idle.topics), idle.createSeconds, idle.createCPU)
+		fmt.Fprintf(w, "  %-72s %6.1f %% of a core\n", "idle with them", 100*idle.after)
 	}
 	return nil
+}
+
+// idleTopicCount is how many topics idleTopics adds: the benchmark's
+// largest scale run has as many endpoints.
+const idleTopicCount = 5000
+
+// idleCost is what topics cost a broker that serves no traffic.
+type idleCost struct {
+	topics                   int
+	before, after            float64 // broker CPU seconds per second, idle
+	createSeconds, createCPU float64
+}
+
+// idleTopics measures the broker idle for d, creates n single-partition
+// topics (an endpoint's each), and measures it idle for d again after a
+// settling pause (10 s, or d if shorter): the standing cost of topic-per-endpoint (Kafka keeps
+// meters, gauges and log state per topic and partition).
+func idleTopics(ctx context.Context, br *broker, n int, d time.Duration) (*idleCost, error) {
+	kcfg := kafka.Config{Brokers: br.addrs, ClientID: "hsbench"}
+	cl, err := kgo.NewClient(kcfg.ClientOpts("cost-admin")...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	idle := func() (float64, error) {
+		c0, t0 := br.cpu(), time.Now()
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(d):
+		}
+		return (br.cpu() - c0) / time.Since(t0).Seconds(), nil
+	}
+	res := &idleCost{topics: n}
+	if res.before, err = idle(); err != nil {
+		return nil, err
+	}
+	c0, t0 := br.cpu(), time.Now()
+	prefix := fmt.Sprintf("idle%d.", rand.IntN(1_000_000))
+	const batch = 500
+	for lo := 0; lo < n; lo += batch {
+		specs := make([]kafka.TopicSpec, 0, batch)
+		for i := lo; i < min(lo+batch, n); i++ {
+			specs = append(specs, kafka.TopicSpec{Name: prefix + strconv.Itoa(i), Partitions: 1})
+		}
+		if err := kcfg.EnsureTopics(ctx, adm, specs...); err != nil {
+			return nil, err
+		}
+	}
+	res.createSeconds, res.createCPU = time.Since(t0).Seconds(), br.cpu()-c0
+	fmt.Fprintf(os.Stderr, "hsbench: %s: created %d topics in %.1f s\n", br.kind, n, res.createSeconds)
+	select { // let the broker finish creating their logs
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(min(10*time.Second, d)):
+	}
+	if res.after, err = idle(); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "hsbench: %s: idle %.1f %% of a core, %.1f %% with %d more topics\n", br.kind, 100*res.before, 100*res.after, n)
+	return res, nil
 }
 
 func runProbes(ctx context.Context, br *broker, probes []costProbe, d time.Duration) ([]CostResult, error) {

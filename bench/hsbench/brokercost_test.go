@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/hookstream/hookstream/pkg/kafkatest"
 )
@@ -43,5 +46,35 @@ func TestRunProbes(t *testing.T) {
 		if r.BrokerCores < 0 || r.MsPerUnit < 0 {
 			t.Errorf("%s: negative CPU: %+v", r.Probe, r)
 		}
+	}
+}
+
+// idleTopics creates the topics it measures, and its figures are CPU
+// rates a broker can have.
+func TestIdleTopics(t *testing.T) {
+	c := kafkatest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	br := &broker{kind: c.Kind, addrs: c.Addrs, pids: []int{os.Getpid()}}
+	const n = 600 // two creation batches
+	res, err := idleTopics(ctx, br, n, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.topics != n || res.before < 0 || res.after < 0 || res.createSeconds <= 0 || res.createCPU < 0 {
+		t.Errorf("idleTopics = %+v", res)
+	}
+	topics, err := kadm.NewClient(c.Client(t)).ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := 0
+	for _, name := range topics.Names() {
+		if strings.HasPrefix(name, "idle") {
+			made++
+		}
+	}
+	if made != n {
+		t.Errorf("%d idle topics on the broker, want %d", made, n)
 	}
 }

@@ -31,6 +31,9 @@ type costProbe struct {
 	// partitions of the probe's topic; consume adds a consumer reading it.
 	partitions int
 	consume    bool
+	// split, with consume, reads the partitions with this many consumers,
+	// each assigned its share (0 or 1: one consumer of the whole topic).
+	split int
 	// txn runs the probe on a transactional producer, and its consumer
 	// (if any) reads committed records only, as deliverers do.
 	txn bool
@@ -137,7 +140,8 @@ func stream(rate float64) func(context.Context, *kgo.Client, string, time.Durati
 // brokerCost starts each broker kind of o, runs the probes on it and
 // prints their figures.
 func brokerCost(ctx context.Context, o options, w io.Writer, rate float64, d time.Duration) error {
-	const wide = 50 // partitions per request of the second and third probes
+	const wide = 50     // partitions per request of the second and third probes
+	const bigTxn = 2000 // partitions of the largest transactions
 	probes := []costProbe{
 		{name: "produce requests of 1 record, 200/s", unit: "request", partitions: 1, run: syncRequests(200, 1)},
 		{name: fmt.Sprintf("produce requests of %d partitions x 1 record, 50/s", wide), unit: "request", partitions: wide, run: syncRequests(50, wide)},
@@ -146,6 +150,16 @@ func brokerCost(ctx context.Context, o options, w io.Writer, rate float64, d tim
 		{name: "the same, with a consumer reading it", unit: "record", partitions: 6, consume: true, run: stream(rate)},
 		{name: fmt.Sprintf("transactions of %d partitions x 1 record, 15/s", wide), unit: "transaction", partitions: wide, txn: true, run: syncTxns(15, wide)},
 		{name: "the same, with a read-committed consumer", unit: "transaction", partitions: wide, txn: true, consume: true, run: syncTxns(15, wide)},
+		// A read-committed fetch parked on the broker is checked again, all
+		// its partitions, after every append to any of them; while a
+		// transaction is open nothing it wrote is readable, so the check
+		// repeats for each of the transaction's partitions: O(partitions²)
+		// per transaction. Two sizes show the growth.
+		{name: fmt.Sprintf("transactions of %d partitions x 1 record, 1/s", bigTxn/4), unit: "transaction", partitions: bigTxn / 4, txn: true, run: syncTxns(1, bigTxn/4)},
+		{name: "the same, with a read-committed consumer", unit: "transaction", partitions: bigTxn / 4, txn: true, consume: true, run: syncTxns(1, bigTxn/4)},
+		{name: fmt.Sprintf("transactions of %d partitions x 1 record, 1/s", bigTxn), unit: "transaction", partitions: bigTxn, txn: true, run: syncTxns(1, bigTxn)},
+		{name: "the same, with a read-committed consumer", unit: "transaction", partitions: bigTxn, txn: true, consume: true, run: syncTxns(1, bigTxn)},
+		{name: "the same, with 4 read-committed consumers of a quarter each", unit: "transaction", partitions: bigTxn, txn: true, consume: true, split: 4, run: syncTxns(1, bigTxn)},
 	}
 	tmp, err := os.MkdirTemp("", "hsbench-cost-")
 	if err != nil {
@@ -184,9 +198,13 @@ func brokerCost(ctx context.Context, o options, w io.Writer, rate float64, d tim
 		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "so each further partition batch in a request costs", (res[1].MsPerUnit-res[0].MsPerUnit)/(wide-1))
 		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "committing a transaction costs, per partition it touched", (res[5].MsPerUnit-res[1].MsPerUnit)/wide)
 		fmt.Fprintf(w, "  %-72s %6.3f ms\n", "reading it read-committed costs, per partition", (res[6].MsPerUnit-res[5].MsPerUnit)/wide)
+		for i, n := range []int{bigTxn / 4, bigTxn} {
+			fmt.Fprintf(w, "  %-72s %6.3f ms\n", fmt.Sprintf("the same at %d partitions a transaction, per partition", n), (res[8+2*i].MsPerUnit-res[7+2*i].MsPerUnit)/float64(n))
+		}
+		fmt.Fprintf(w, "  %-72s %6.3f ms\n", fmt.Sprintf("and at %d read by 4 consumers of %d each, per partition", bigTxn, bigTxn/4), (res[11].MsPerUnit-res[9].MsPerUnit)/float64(bigTxn))
 		fmt.Fprintf(w, "  %-72s %6.1f %% of a core\n", "idle, the probes' topics only", 100*idle.before)
 		fmt.Fprintf(w, "  %-72s %6.1f s, broker %.1f CPU s\n", fmt.Sprintf("creating %d more single-partition topics", idle.topics), idle.createSeconds, idle.createCPU)
-		fmt.Fprintf(w, "  %-72s %6.1f %% of a core\n", "idle with them", 100*idle.after)
+		fmt.Fprintf(w, "  %-72s %6.1f %% of a core\n", "idle with them, after one record to each", 100*idle.after)
 	}
 	return nil
 }
@@ -203,8 +221,9 @@ type idleCost struct {
 }
 
 // idleTopics measures the broker idle for d, creates n single-partition
-// topics (an endpoint's each), and measures it idle for d again after a
-// settling pause (10 s, or d if shorter): the standing cost of topic-per-endpoint (Kafka keeps
+// topics (an endpoint's each), writes one record to each, and measures it
+// idle for d again after a settling pause (10 s, or d if shorter): the
+// standing cost of topic-per-endpoint (Kafka keeps
 // meters, gauges and log state per topic and partition).
 func idleTopics(ctx context.Context, br *broker, n int, d time.Duration) (*idleCost, error) {
 	kcfg := kafka.Config{Brokers: br.addrs, ClientID: "hsbench"}
@@ -241,6 +260,16 @@ func idleTopics(ctx context.Context, br *broker, n int, d time.Duration) (*idleC
 	}
 	res.createSeconds, res.createCPU = time.Since(t0).Seconds(), br.cpu()-c0
 	fmt.Fprintf(os.Stderr, "hsbench: %s: created %d topics in %.1f s\n", br.kind, n, res.createSeconds)
+	// One record to each, as endpoints that have had an event: Kafka
+	// creates a topic's meters on its first traffic, and ticks them from
+	// then on.
+	val := make([]byte, 1024)
+	for i := 0; i < n; i++ {
+		cl.Produce(ctx, &kgo.Record{Topic: prefix + strconv.Itoa(i), Value: val}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return nil, err
+	}
 	select { // let the broker finish creating their logs
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -286,11 +315,16 @@ func runProbes(ctx context.Context, br *broker, probes []costProbe, d time.Durat
 		if p.txn {
 			isolation = kgo.ReadCommitted()
 		}
-		stopConsumer := func() {}
-		if p.consume {
-			cons, err := kgo.NewClient(kcfg.ClientOpts("cost-consumer", kgo.FetchIsolationLevel(isolation),
-				kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))...)
+		var stops []func()
+		stopConsumers := func() {
+			for _, stop := range stops {
+				stop()
+			}
+		}
+		for _, assign := range consumerAssignments(p, topic) {
+			cons, err := kgo.NewClient(kcfg.ClientOpts("cost-consumer", append(assign, kgo.FetchIsolationLevel(isolation))...)...)
 			if err != nil {
+				stopConsumers()
 				return nil, err
 			}
 			cctx, cancel := context.WithCancel(ctx)
@@ -301,10 +335,10 @@ func runProbes(ctx context.Context, br *broker, probes []costProbe, d time.Durat
 					cons.PollFetches(cctx)
 				}
 			}()
-			stopConsumer = func() { cancel(); <-done; cons.Close() }
+			stops = append(stops, func() { cancel(); <-done; cons.Close() })
 		}
 		n, el, c, err := measure(ctx, br, p, prod, topic, d)
-		stopConsumer()
+		stopConsumers()
 		if err != nil {
 			return nil, err
 		}
@@ -316,6 +350,27 @@ func runProbes(ctx context.Context, br *broker, probes []costProbe, d time.Durat
 		fmt.Fprintf(os.Stderr, "hsbench: %s: %s: %.3f ms per %s\n", br.kind, p.name, r.MsPerUnit, p.unit)
 	}
 	return out, nil
+}
+
+// consumerAssignments is the options of each of p's consumers, reading
+// from the end: none without consume; one consumer of the whole topic; or,
+// with split, that many, each with an equal share of its partitions.
+func consumerAssignments(p costProbe, topic string) [][]kgo.Opt {
+	if !p.consume {
+		return nil
+	}
+	if p.split <= 1 {
+		return [][]kgo.Opt{{kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd())}}
+	}
+	out := make([][]kgo.Opt, p.split)
+	for c := range p.split {
+		parts := map[int32]kgo.Offset{}
+		for i := c; i < p.partitions; i += p.split {
+			parts[int32(i)] = kgo.NewOffset().AtEnd()
+		}
+		out[c] = []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts})}
+	}
+	return out
 }
 
 // measure runs p for a warm-up (5 s, or d if shorter), then for d, and

@@ -150,11 +150,12 @@ func brokerCost(ctx context.Context, o options, w io.Writer, rate float64, d tim
 		{name: "the same, with a consumer reading it", unit: "record", partitions: 6, consume: true, run: stream(rate)},
 		{name: fmt.Sprintf("transactions of %d partitions x 1 record, 15/s", wide), unit: "transaction", partitions: wide, txn: true, run: syncTxns(15, wide)},
 		{name: "the same, with a read-committed consumer", unit: "transaction", partitions: wide, txn: true, consume: true, run: syncTxns(15, wide)},
-		// A read-committed fetch parked on the broker is checked again, all
-		// its partitions, after every append to any of them; while a
-		// transaction is open nothing it wrote is readable, so the check
-		// repeats for each of the transaction's partitions: O(partitions²)
-		// per transaction. Two sizes show the growth.
+		// How a read-committed reader's cost grows with the partitions a
+		// transaction touches (the broker re-checks a parked fetch, all its
+		// partitions, after appends to any of them, and a transaction's
+		// records become readable only partition by partition as its
+		// markers land), and whether spreading the partitions over several
+		// readers (deliverer processes) changes it.
 		{name: fmt.Sprintf("transactions of %d partitions x 1 record, 1/s", bigTxn/4), unit: "transaction", partitions: bigTxn / 4, txn: true, run: syncTxns(1, bigTxn/4)},
 		{name: "the same, with a read-committed consumer", unit: "transaction", partitions: bigTxn / 4, txn: true, consume: true, run: syncTxns(1, bigTxn/4)},
 		{name: fmt.Sprintf("transactions of %d partitions x 1 record, 1/s", bigTxn), unit: "transaction", partitions: bigTxn, txn: true, run: syncTxns(1, bigTxn)},

@@ -184,14 +184,8 @@ func testDLQ500(t *testing.T, cluster *kafkatest.Cluster) {
 	for i := range evs {
 		evs[i] = producer.Event{Type: types[i%len(types)], TenantID: "acme", Key: "order-" + strconv.Itoa(i), Data: in[types[i%len(types)]]}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ids, err := e.Producer.PublishBatch(ctx, evs)
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyOf := map[string]string{}
-	for i, id := range ids {
+	for i, id := range publishEvents(t, e, evs) {
 		keyOf[id] = evs[i].Key
 	}
 	for _, dl := range e.deadLetters(10, 60*time.Second) {

@@ -72,17 +72,23 @@ func publish(t *testing.T, e *env, tenant string, n int, types []string, in map[
 		typ := types[i%len(types)]
 		evs[i] = producer.Event{Type: typ, TenantID: tenant, Data: in[typ]}
 	}
+	out := map[string]string{}
+	for i, id := range publishEvents(t, e, evs) {
+		out[id] = evs[i].Type
+	}
+	return out
+}
+
+// publishEvents publishes evs in one batch and returns their ids, in order.
+func publishEvents(t *testing.T, e *env, evs []producer.Event) []string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ids, err := e.Producer.PublishBatch(ctx, evs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	for i, id := range ids {
-		out[id] = evs[i].Type
-	}
-	return out
+	return ids
 }
 
 func testFanOut(t *testing.T, cluster *kafkatest.Cluster) {

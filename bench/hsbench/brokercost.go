@@ -224,8 +224,8 @@ type idleCost struct {
 // idleTopics measures the broker idle for d, creates n single-partition
 // topics (an endpoint's each), writes one record to each, and measures it
 // idle for d again after a settling pause (10 s, or d if shorter): the
-// standing cost of topic-per-endpoint (Kafka keeps
-// meters, gauges and log state per topic and partition).
+// standing cost of topic-per-endpoint (Kafka keeps meters, gauges and log
+// state per topic and partition).
 func idleTopics(ctx context.Context, br *broker, n int, d time.Duration) (*idleCost, error) {
 	kcfg := kafka.Config{Brokers: br.addrs, ClientID: "hsbench"}
 	cl, err := kgo.NewClient(kcfg.ClientOpts("cost-admin")...)
@@ -265,11 +265,20 @@ func idleTopics(ctx context.Context, br *broker, n int, d time.Duration) (*idleC
 	// creates a topic's meters on its first traffic, and ticks them from
 	// then on.
 	val := make([]byte, 1024)
+	var once sync.Once
+	var perr error
 	for i := 0; i < n; i++ {
-		cl.Produce(ctx, &kgo.Record{Topic: prefix + strconv.Itoa(i), Value: val}, nil)
+		cl.Produce(ctx, &kgo.Record{Topic: prefix + strconv.Itoa(i), Value: val}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				once.Do(func() { perr = err })
+			}
+		})
 	}
 	if err := cl.Flush(ctx); err != nil {
 		return nil, err
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("writing to the new topics: %w", perr)
 	}
 	select { // let the broker finish creating their logs
 	case <-ctx.Done():

@@ -59,6 +59,10 @@ func benchLogger() *slog.Logger {
 func newEnv(tb testing.TB, cluster *kafkatest.Cluster) *env {
 	tb.Helper()
 	e := &env{tb: tb}
+	// Should New fail halfway (tb.Fatal), the caller never gets e to close:
+	// what New started so far is stopped when the benchmark ends instead.
+	// close is idempotent, so a run that closes e leaves nothing to do.
+	tb.Cleanup(e.close)
 	e.Env = pipelinetest.New(tb, cluster, pipelinetest.WithPrefix("b"), pipelinetest.WithLogger(benchLogger()),
 		pipelinetest.WithCleanup(e.defer_), pipelinetest.WithDeleteTopics())
 	return e

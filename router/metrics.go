@@ -11,6 +11,7 @@ type routerMetrics struct {
 	fanout       prometheus.Counter
 	transactions *prometheus.CounterVec
 	writeRetries prometheus.Counter
+	recreated    prometheus.Counter
 	batchSeconds prometheus.Histogram
 	fetchDelay   prometheus.Histogram
 }
@@ -32,6 +33,10 @@ func newMetrics(reg prometheus.Registerer) *routerMetrics {
 		writeRetries: metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookstream_router_write_retries_total",
 			Help: "At-least-once routers only: batches written again after a failed write (each retry rewrites the whole batch).",
+		})),
+		recreated: metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookstream_router_topics_recreated_total",
+			Help: "Endpoint topics the router found missing (a write failed with UNKNOWN_TOPIC_OR_PARTITION) and created again, for endpoints still in the registry.",
 		})),
 		batchSeconds: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hookstream_router_batch_duration_seconds",

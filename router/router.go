@@ -30,10 +30,13 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/pkg/codec"
@@ -281,6 +284,7 @@ func (r *Router) runExactlyOnce(ctx context.Context) error {
 		if !committed {
 			r.m.transactions.WithLabelValues("aborted").Inc()
 			r.log.Warn("router: transaction aborted (rebalance or produce failure); the batch is consumed again", "records", b.polled)
+			r.recreateMissing(ctx, sess.Client(), b)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -361,6 +365,7 @@ func (r *Router) writeAll(ctx context.Context, cl *kgo.Client, fs kgo.Fetches, m
 		}
 		r.m.writeRetries.Inc()
 		r.log.Error("router: produce failed; writing the batch again", "records", b.polled, "err", *perr, "backoff", backoff)
+		r.recreateMissing(ctx, cl, b)
 		select {
 		case <-ctx.Done():
 			return nil, false
@@ -378,12 +383,60 @@ type batch struct {
 	failed  atomic.Pointer[error]
 	retry   bool // the records were routed before: their fetch delay is counted
 
+	missingMu sync.Mutex
+	missing   map[string]bool // topics a write found not to exist
+
 	polled, routed, unrouted, quarantined, fanout int
 }
 
-func (b *batch) promise(_ *kgo.Record, err error) {
-	if err != nil {
-		b.failed.CompareAndSwap(nil, &err)
+func (b *batch) promise(rec *kgo.Record, err error) {
+	if err == nil {
+		return
+	}
+	b.failed.CompareAndSwap(nil, &err)
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		b.missingMu.Lock()
+		if b.missing == nil {
+			b.missing = map[string]bool{}
+		}
+		b.missing[rec.Topic] = true
+		b.missingMu.Unlock()
+	}
+}
+
+// recreateMissing creates again the endpoint topics b's writes found
+// missing, for endpoints the registry still has (not deleted): one whose
+// topic was deleted by hand, or lost with a broker's data, would otherwise
+// fail every batch it is in, and with it every other endpoint's events.
+// A deleted endpoint's topic is left alone (purge removes it, and the
+// router no longer routes to it). Errors are logged: the batch is retried
+// anyway, and so is this.
+func (r *Router) recreateMissing(ctx context.Context, cl *kgo.Client, b *batch) {
+	b.missingMu.Lock()
+	defer b.missingMu.Unlock()
+	var specs []kafka.TopicSpec
+	for topic := range b.missing {
+		id, ok := r.topics.EndpointID(topic)
+		if !ok {
+			r.log.Error("router: a topic it writes to does not exist", "topic", topic)
+			continue
+		}
+		ep, ok := r.reg.Get(id)
+		if !ok || ep.Status == registry.StatusDeleted {
+			continue
+		}
+		specs = append(specs, kafka.TopicSpec{Name: topic, Partitions: max(ep.Partitions, 1)})
+	}
+	if len(specs) == 0 {
+		return
+	}
+	if err := r.cfg.Kafka.EnsureTopics(ctx, kadm.NewClient(cl), specs...); err != nil {
+		r.log.Error("router: recreating missing endpoint topics", "topics", len(specs), "err", err)
+		return
+	}
+	for _, s := range specs {
+		r.m.recreated.Inc()
+		r.log.Warn("router: an endpoint's topic was missing; created it again (what it held before is gone)", "topic", s.Name, "partitions", s.Partitions)
 	}
 }
 

@@ -197,3 +197,74 @@ func readEndpointTopics(t *testing.T, f *fixture, topics []string) map[string]ma
 	}
 	return out
 }
+
+// An endpoint whose topic has gone (deleted by hand, or lost with a broker's
+// data) must not stall every other endpoint: the router recreates the topic
+// of an endpoint that is still in the registry and goes on.
+func TestRunRecreatesAMissingEndpointTopic(t *testing.T) {
+	for _, g := range []Guarantee{ExactlyOnce, AtLeastOnce} {
+		t.Run(string(g), func(t *testing.T) {
+			f := newFixture(t)
+			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+			defer cancel()
+			cl, err := kgo.NewClient(f.cfg.ClientOpts("test")...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			adm := kadm.NewClient(cl)
+			gone := f.cfg.Topics().Endpoint("t2-a")
+			if _, err := adm.DeleteTopic(ctx, gone); err != nil {
+				t.Fatal(err)
+			}
+
+			evs := make([]publisher.Event, 60)
+			for i := range evs {
+				evs[i] = publisher.Event{Type: "payment.succeeded", TenantID: []string{"t1", "t2"}[i%2], Data: sampleData["payment.succeeded"]}
+			}
+			ids, err := f.prod.PublishBatch(ctx, evs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]map[string]bool{}
+			for i, ev := range evs {
+				for _, e := range f.reg.Match(nil, ev.TenantID, ev.Type) {
+					topic := f.cfg.Topics().Endpoint(e.ID)
+					if want[topic] == nil {
+						want[topic] = map[string]bool{}
+					}
+					want[topic][ids[i]] = true
+				}
+			}
+			if len(want[gone]) == 0 || len(want) < 2 {
+				t.Fatalf("the events reach %d endpoint topics, %d of them to %s; want some to it and to others", len(want), len(want[gone]), gone)
+			}
+
+			reg := prometheus.NewRegistry()
+			r, err := New(Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-gone",
+				Logger: slog.New(slog.DiscardHandler), Registerer: reg}, f.reg, f.cat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- r.Run(rctx) }()
+			for !complete(t, f, want) {
+				select {
+				case err := <-done:
+					t.Fatalf("Run returned early: %v", err)
+				case <-ctx.Done():
+					t.Fatalf("timed out: the fan-out did not complete with %s deleted", gone)
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if n, err := metrics.Sum(reg, "hookstream_router_topics_recreated_total"); err != nil || n < 1 {
+				t.Errorf("hookstream_router_topics_recreated_total = %v (%v), want at least 1", n, err)
+			}
+		})
+	}
+}

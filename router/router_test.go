@@ -59,6 +59,7 @@ type fixture struct {
 	cat  *codec.Catalog
 	cfg  kafka.Config
 	prod *publisher.Producer
+	adm  *kadm.Client // of a client the test's cleanup closes
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -110,7 +111,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
-	return &fixture{r: r, reg: reg, cat: cat, cfg: cfg, prod: prod}
+	return &fixture{r: r, reg: reg, cat: cat, cfg: cfg, prod: prod, adm: kadm.NewClient(cl)}
 }
 
 var sampleData = map[string]string{

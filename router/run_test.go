@@ -27,12 +27,7 @@ func TestRunFansOutOnceAcrossARestart(t *testing.T) {
 			f := newFixture(t)
 			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 			defer cancel()
-			cl, err := kgo.NewClient(f.cfg.ClientOpts("test")...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			adm := kadm.NewClient(cl)
+			adm := f.adm
 
 			want := map[string]map[string]bool{} // endpoint topic -> event ids
 			publish := func(n int) {
@@ -42,50 +37,16 @@ func TestRunFansOutOnceAcrossARestart(t *testing.T) {
 					typ := []string{"payment.succeeded", "order.paid"}[i%2]
 					evs[i] = publisher.Event{Type: typ, TenantID: []string{"t1", "t2"}[i%3/2], Data: sampleData[typ], Key: fmt.Sprint("k", i%7)}
 				}
-				ids, err := f.prod.PublishBatch(ctx, evs)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i, ev := range evs {
-					for _, e := range f.reg.Match(nil, ev.TenantID, ev.Type) {
-						topic := f.cfg.Topics().Endpoint(e.ID)
-						if want[topic] == nil {
-							want[topic] = map[string]bool{}
-						}
-						want[topic][ids[i]] = true
-					}
-				}
+				publishExpecting(ctx, t, f, evs, want)
 			}
 			reg := prometheus.NewRegistry()
-			run := func(name string) {
-				t.Helper()
-				r, err := New(Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-run",
-					Logger: slog.New(slog.DiscardHandler), Registerer: reg}, f.reg, f.cat)
-				if err != nil {
-					t.Fatal(err)
-				}
-				rctx, stop := context.WithCancel(ctx)
-				done := make(chan error, 1)
-				go func() { done <- r.Run(rctx) }()
-				for !complete(t, f, want) {
-					select {
-					case err := <-done:
-						t.Fatalf("%s: Run returned early: %v", name, err)
-					case <-ctx.Done():
-						t.Fatalf("%s: timed out waiting for the fan-out", name)
-					case <-time.After(50 * time.Millisecond):
-					}
-				}
-				stop()
-				if err := <-done; err != nil {
-					t.Fatalf("%s: Run: %v", name, err)
-				}
-			}
+			cfg := Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-run",
+				Logger: slog.New(slog.DiscardHandler), Registerer: reg}
 
 			publish(300)
-			run("first router")
+			runUntilComplete(ctx, t, f, cfg, want, "first router")
 			publish(200)
-			run("second router")
+			runUntilComplete(ctx, t, f, cfg, want, "second router")
 
 			got := readEndpointTopics(t, f, slices.Collect(maps.Keys(want)))
 			for topic, ids := range want {
@@ -117,6 +78,55 @@ func TestRunFansOutOnceAcrossARestart(t *testing.T) {
 				t.Errorf("routed events = %v (%v), want 500", n, err)
 			}
 		})
+	}
+}
+
+// publishExpecting publishes evs and adds to want, per endpoint topic, the
+// ids of the events the registry routes there.
+func publishExpecting(ctx context.Context, t *testing.T, f *fixture, evs []publisher.Event, want map[string]map[string]bool) {
+	t.Helper()
+	ids, err := f.prod.PublishBatch(ctx, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range evs {
+		for _, e := range f.reg.Match(nil, ev.TenantID, ev.Type) {
+			topic := f.cfg.Topics().Endpoint(e.ID)
+			if want[topic] == nil {
+				want[topic] = map[string]bool{}
+			}
+			want[topic][ids[i]] = true
+		}
+	}
+}
+
+// runUntilComplete runs a router with cfg until every endpoint topic holds
+// the wanted events, then stops it; it fails the test if the router stops
+// first or ctx ends.
+func runUntilComplete(ctx context.Context, t *testing.T, f *fixture, cfg Config, want map[string]map[string]bool, name string) {
+	t.Helper()
+	r, err := New(cfg, f.reg, f.cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	for !complete(t, f, want) {
+		select {
+		case err := <-done:
+			stop()
+			t.Fatalf("%s: Run returned early: %v", name, err)
+		case <-ctx.Done():
+			stop()
+			<-done
+			t.Fatalf("%s: timed out waiting for the fan-out", name)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("%s: Run: %v", name, err)
 	}
 }
 
@@ -207,12 +217,7 @@ func TestRunRecreatesAMissingEndpointTopic(t *testing.T) {
 			f := newFixture(t)
 			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 			defer cancel()
-			cl, err := kgo.NewClient(f.cfg.ClientOpts("test")...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cl.Close()
-			adm := kadm.NewClient(cl)
+			adm := f.adm
 			gone := f.cfg.Topics().Endpoint("t2-a")
 			if _, err := adm.DeleteTopic(ctx, gone); err != nil {
 				t.Fatal(err)
@@ -222,46 +227,15 @@ func TestRunRecreatesAMissingEndpointTopic(t *testing.T) {
 			for i := range evs {
 				evs[i] = publisher.Event{Type: "payment.succeeded", TenantID: []string{"t1", "t2"}[i%2], Data: sampleData["payment.succeeded"]}
 			}
-			ids, err := f.prod.PublishBatch(ctx, evs)
-			if err != nil {
-				t.Fatal(err)
-			}
 			want := map[string]map[string]bool{}
-			for i, ev := range evs {
-				for _, e := range f.reg.Match(nil, ev.TenantID, ev.Type) {
-					topic := f.cfg.Topics().Endpoint(e.ID)
-					if want[topic] == nil {
-						want[topic] = map[string]bool{}
-					}
-					want[topic][ids[i]] = true
-				}
-			}
+			publishExpecting(ctx, t, f, evs, want)
 			if len(want[gone]) == 0 || len(want) < 2 {
 				t.Fatalf("the events reach %d endpoint topics, %d of them to %s; want some to it and to others", len(want), len(want[gone]), gone)
 			}
 
 			reg := prometheus.NewRegistry()
-			r, err := New(Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-gone",
-				Logger: slog.New(slog.DiscardHandler), Registerer: reg}, f.reg, f.cat)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rctx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- r.Run(rctx) }()
-			for !complete(t, f, want) {
-				select {
-				case err := <-done:
-					t.Fatalf("Run returned early: %v", err)
-				case <-ctx.Done():
-					t.Fatalf("timed out: the fan-out did not complete with %s deleted", gone)
-				case <-time.After(100 * time.Millisecond):
-				}
-			}
-			stop()
-			if err := <-done; err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			runUntilComplete(ctx, t, f, Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-gone",
+				Logger: slog.New(slog.DiscardHandler), Registerer: reg}, want, "router with "+gone+" deleted")
 			if n, err := metrics.Sum(reg, "hookstream_router_topics_recreated_total"); err != nil || n < 1 {
 				t.Errorf("hookstream_router_topics_recreated_total = %v (%v), want at least 1", n, err)
 			}

@@ -6,7 +6,7 @@ BIN         := bin/hookstream
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 STATICCHECK_VERSION := v0.8.2
 # The real-Kafka suite: the e2e scenarios and the broker helper's own tests.
-KAFKA_PKGS  := ./e2e/... ./pkg/kafkatest/... ./pkg/ops/... ./pkg/registry/... ./cmd/hookstream/...
+KAFKA_PKGS  := ./e2e/... ./pkg/kafkatest/... ./pkg/ops/... ./pkg/registry/... ./router/... ./cmd/hookstream/...
 
 .PHONY: all build run test vet lint unit e2e-kfake e2e-kafka kafka-fetch bench fuzz clean
 

@@ -26,7 +26,7 @@ type endpointState struct {
 	failingSince time.Time // first failure since the last success; zero = healthy
 	disabling    bool
 	waiters      map[*partition]struct{}
-	changed      chan struct{} // closed and replaced when admission may have changed
+	changed      chan struct{} // closed at the next notify; nil until someone waits on it
 }
 
 // errThrottled marks an attempt answered 429: it does not count as a
@@ -37,7 +37,7 @@ func (d *Deliverer) endpoint(id string) *endpointState {
 	if v, ok := d.eps.Load(id); ok {
 		return v.(*endpointState)
 	}
-	es := &endpointState{id: id, d: d, waiters: map[*partition]struct{}{}, changed: make(chan struct{})}
+	es := &endpointState{id: id, d: d, waiters: map[*partition]struct{}{}}
 	es.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        id,
 		MaxRequests: 1, // half-open lets one probe through
@@ -165,17 +165,29 @@ func (es *endpointState) wait(p *partition) {
 func (es *endpointState) changedCh() <-chan struct{} {
 	es.mu.Lock()
 	defer es.mu.Unlock()
+	if es.changed == nil {
+		es.changed = make(chan struct{})
+	}
 	return es.changed
 }
 
 // notify wakes everything waiting for the endpoint. It must be called
 // without holding any partition lock.
+//
+// It runs after every attempt, so it allocates nothing when nobody waits
+// (the usual case): the waiter set is swapped only when it has members,
+// and the channel exists only once changedCh has handed it out.
 func (es *endpointState) notify() {
 	es.mu.Lock()
-	ws := es.waiters
-	es.waiters = make(map[*partition]struct{}, len(ws))
-	close(es.changed)
-	es.changed = make(chan struct{})
+	var ws map[*partition]struct{}
+	if len(es.waiters) > 0 {
+		ws = es.waiters
+		es.waiters = make(map[*partition]struct{}, len(ws))
+	}
+	if es.changed != nil {
+		close(es.changed)
+		es.changed = nil
+	}
 	es.mu.Unlock()
 	for p := range ws {
 		p.pump()

@@ -288,3 +288,44 @@ func TestBreakerHalfOpenProbe(t *testing.T) {
 	mustAdmit(t, es, ep, time.Now())
 	mustAdmit(t, es, ep, time.Now())
 }
+
+// A channel from changedCh is closed by the next notify, and the one after
+// it is new and open; a notify with nobody waiting allocates nothing (it
+// runs after every attempt).
+func TestNotify(t *testing.T) {
+	d := newTestDeliverer(t, nil)
+	es := d.endpoint("ep_1")
+	first := es.changedCh()
+	if again := es.changedCh(); again != first {
+		t.Fatal("changedCh handed out two channels before a notify")
+	}
+	es.notify()
+	select {
+	case <-first:
+	default:
+		t.Fatal("notify did not close the channel handed out before it")
+	}
+	second := es.changedCh()
+	select {
+	case <-second:
+		t.Fatal("changedCh after a notify returned a closed channel")
+	default:
+	}
+	es.notify()
+	if allocs := testing.AllocsPerRun(100, es.notify); allocs != 0 {
+		t.Errorf("notify with nobody waiting: %v allocations, want 0", allocs)
+	}
+}
+
+func BenchmarkAdmitRelease(b *testing.B) {
+	d := newTestDeliverer(b, nil)
+	es, ep := d.endpoint("ep_1"), activeEndpoint("ep_1")
+	b.ReportAllocs()
+	for b.Loop() {
+		done, why, _ := es.admit(ep, epNow)
+		if why != admitted {
+			b.Fatal(refusalNames[why])
+		}
+		es.release(done, nil, epNow)
+	}
+}

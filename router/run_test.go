@@ -22,61 +22,69 @@ import (
 // every event out exactly once (the at-least-once router commits what it
 // wrote when it stops) and commits the whole events topic.
 func TestRunFansOutOnceAcrossARestart(t *testing.T) {
+	underEachGuarantee(t, func(t *testing.T, g Guarantee, f *fixture, ctx context.Context) {
+		adm := f.adm
+
+		want := map[string]map[string]bool{} // endpoint topic -> event ids
+		publish := func(n int) {
+			t.Helper()
+			evs := make([]publisher.Event, n)
+			for i := range evs {
+				typ := []string{"payment.succeeded", "order.paid"}[i%2]
+				evs[i] = publisher.Event{Type: typ, TenantID: []string{"t1", "t2"}[i%3/2], Data: sampleData[typ], Key: fmt.Sprint("k", i%7)}
+			}
+			publishExpecting(ctx, t, f, evs, want)
+		}
+		reg := prometheus.NewRegistry()
+		cfg := Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-run",
+			Logger: slog.New(slog.DiscardHandler), Registerer: reg}
+
+		publish(300)
+		runUntilComplete(ctx, t, f, cfg, want, "first router")
+		publish(200)
+		runUntilComplete(ctx, t, f, cfg, want, "second router")
+
+		got := readEndpointTopics(t, f, slices.Collect(maps.Keys(want)))
+		for topic, ids := range want {
+			for id := range ids {
+				if n := got[topic][id]; n != 1 {
+					t.Errorf("%s: event %s written %d times, want once", topic, id, n)
+				}
+			}
+			if len(got[topic]) != len(ids) {
+				t.Errorf("%s: %d distinct events, want %d", topic, len(got[topic]), len(ids))
+			}
+		}
+		events := f.cfg.Topics().Events()
+		ends, err := adm.ListEndOffsets(ctx, events)
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed, err := adm.FetchOffsets(ctx, DefaultGroup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends.Each(func(o kadm.ListedOffset) {
+			c, _ := committed.Lookup(events, o.Partition)
+			if c.At != o.Offset {
+				t.Errorf("%s[%d]: committed %d, end %d", events, o.Partition, c.At, o.Offset)
+			}
+		})
+		if n, err := metrics.Sum(reg, "hookstream_router_events_total", "result", "routed"); err != nil || n != 500 {
+			t.Errorf("routed events = %v (%v), want 500", n, err)
+		}
+	})
+}
+
+// underEachGuarantee runs test once per guarantee, each on a fixture of
+// its own with a 90 s deadline.
+func underEachGuarantee(t *testing.T, test func(t *testing.T, g Guarantee, f *fixture, ctx context.Context)) {
 	for _, g := range []Guarantee{ExactlyOnce, AtLeastOnce} {
 		t.Run(string(g), func(t *testing.T) {
 			f := newFixture(t)
 			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 			defer cancel()
-			adm := f.adm
-
-			want := map[string]map[string]bool{} // endpoint topic -> event ids
-			publish := func(n int) {
-				t.Helper()
-				evs := make([]publisher.Event, n)
-				for i := range evs {
-					typ := []string{"payment.succeeded", "order.paid"}[i%2]
-					evs[i] = publisher.Event{Type: typ, TenantID: []string{"t1", "t2"}[i%3/2], Data: sampleData[typ], Key: fmt.Sprint("k", i%7)}
-				}
-				publishExpecting(ctx, t, f, evs, want)
-			}
-			reg := prometheus.NewRegistry()
-			cfg := Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-run",
-				Logger: slog.New(slog.DiscardHandler), Registerer: reg}
-
-			publish(300)
-			runUntilComplete(ctx, t, f, cfg, want, "first router")
-			publish(200)
-			runUntilComplete(ctx, t, f, cfg, want, "second router")
-
-			got := readEndpointTopics(t, f, slices.Collect(maps.Keys(want)))
-			for topic, ids := range want {
-				for id := range ids {
-					if n := got[topic][id]; n != 1 {
-						t.Errorf("%s: event %s written %d times, want once", topic, id, n)
-					}
-				}
-				if len(got[topic]) != len(ids) {
-					t.Errorf("%s: %d distinct events, want %d", topic, len(got[topic]), len(ids))
-				}
-			}
-			events := f.cfg.Topics().Events()
-			ends, err := adm.ListEndOffsets(ctx, events)
-			if err != nil {
-				t.Fatal(err)
-			}
-			committed, err := adm.FetchOffsets(ctx, DefaultGroup)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ends.Each(func(o kadm.ListedOffset) {
-				c, _ := committed.Lookup(events, o.Partition)
-				if c.At != o.Offset {
-					t.Errorf("%s[%d]: committed %d, end %d", events, o.Partition, c.At, o.Offset)
-				}
-			})
-			if n, err := metrics.Sum(reg, "hookstream_router_events_total", "result", "routed"); err != nil || n != 500 {
-				t.Errorf("routed events = %v (%v), want 500", n, err)
-			}
+			test(t, g, f, ctx)
 		})
 	}
 }
@@ -212,33 +220,28 @@ func readEndpointTopics(t *testing.T, f *fixture, topics []string) map[string]ma
 // data) must not stall every other endpoint: the router recreates the topic
 // of an endpoint that is still in the registry and goes on.
 func TestRunRecreatesAMissingEndpointTopic(t *testing.T) {
-	for _, g := range []Guarantee{ExactlyOnce, AtLeastOnce} {
-		t.Run(string(g), func(t *testing.T) {
-			f := newFixture(t)
-			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-			defer cancel()
-			adm := f.adm
-			gone := f.cfg.Topics().Endpoint("t2-a")
-			if _, err := adm.DeleteTopic(ctx, gone); err != nil {
-				t.Fatal(err)
-			}
+	underEachGuarantee(t, func(t *testing.T, g Guarantee, f *fixture, ctx context.Context) {
+		adm := f.adm
+		gone := f.cfg.Topics().Endpoint("t2-a")
+		if _, err := adm.DeleteTopic(ctx, gone); err != nil {
+			t.Fatal(err)
+		}
 
-			evs := make([]publisher.Event, 60)
-			for i := range evs {
-				evs[i] = publisher.Event{Type: "payment.succeeded", TenantID: []string{"t1", "t2"}[i%2], Data: sampleData["payment.succeeded"]}
-			}
-			want := map[string]map[string]bool{}
-			publishExpecting(ctx, t, f, evs, want)
-			if len(want[gone]) == 0 || len(want) < 2 {
-				t.Fatalf("the events reach %d endpoint topics, %d of them to %s; want some to it and to others", len(want), len(want[gone]), gone)
-			}
+		evs := make([]publisher.Event, 60)
+		for i := range evs {
+			evs[i] = publisher.Event{Type: "payment.succeeded", TenantID: []string{"t1", "t2"}[i%2], Data: sampleData["payment.succeeded"]}
+		}
+		want := map[string]map[string]bool{}
+		publishExpecting(ctx, t, f, evs, want)
+		if len(want[gone]) == 0 || len(want) < 2 {
+			t.Fatalf("the events reach %d endpoint topics, %d of them to %s; want some to it and to others", len(want), len(want[gone]), gone)
+		}
 
-			reg := prometheus.NewRegistry()
-			runUntilComplete(ctx, t, f, Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-gone",
-				Logger: slog.New(slog.DiscardHandler), Registerer: reg}, want, "router with "+gone+" deleted")
-			if n, err := metrics.Sum(reg, "hookstream_router_topics_recreated_total"); err != nil || n < 1 {
-				t.Errorf("hookstream_router_topics_recreated_total = %v (%v), want at least 1", n, err)
-			}
-		})
-	}
+		reg := prometheus.NewRegistry()
+		runUntilComplete(ctx, t, f, Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-gone",
+			Logger: slog.New(slog.DiscardHandler), Registerer: reg}, want, "router with "+gone+" deleted")
+		if n, err := metrics.Sum(reg, "hookstream_router_topics_recreated_total"); err != nil || n < 1 {
+			t.Errorf("hookstream_router_topics_recreated_total = %v (%v), want at least 1", n, err)
+		}
+	})
 }

@@ -510,6 +510,7 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 	}
 	res := &ScaleResult{Endpoints: n, Deliveries: events, SetupSeconds: time.Since(setup).Seconds(),
 		RouterPerSecond: float64(events) / time.Since(routerStart).Seconds()}
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %d endpoints: routed by the router alone at %.0f/s; deliverer joining\n", br.kind, n, res.RouterPerSecond)
 	join := time.Now()
 	if err := s.startDeliverer(); err != nil {
 		return nil, err
@@ -537,6 +538,7 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 	if err := s.publish(ctx, events, tenantOf(n)); err != nil {
 		return nil, err
 	}
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %d endpoints: router and deliverer together on %d more events\n", br.kind, n, events)
 	b0, self0 := br.cpu(), selfCPU()
 	if err := s.runPipeline(ctx, int64(2*events)); err != nil {
 		return nil, err

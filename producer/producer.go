@@ -47,7 +47,8 @@ type Event struct {
 }
 
 // ErrInvalidEvent is wrapped by every error about the event itself (unknown
-// type, data not matching the schema, missing tenant): retrying will not help.
+// type, data not matching the schema, missing tenant, a record over
+// kafka.MaxEventBytes): retrying will not help.
 var ErrInvalidEvent = errors.New("invalid event")
 
 // Producer publishes events. It is safe for concurrent use.
@@ -232,12 +233,16 @@ func (p *Producer) record(ev Event) (*kgo.Record, string, error) {
 	if key == "" {
 		key = ev.TenantID
 	}
-	return &kgo.Record{
+	rec := &kgo.Record{
 		Topic:   p.topic,
 		Key:     []byte(key),
 		Value:   val,
 		Headers: []kgo.RecordHeader{{Key: "hookstream-event-id", Value: []byte(env.ID)}},
-	}, env.ID, nil
+	}
+	if n := kafka.RecordBytes(rec); n > kafka.MaxEventBytes {
+		return nil, "", fmt.Errorf("producer: %w: the event's record is %d bytes (data, previous_data, key and envelope), the most is %d", ErrInvalidEvent, n, kafka.MaxEventBytes)
+	}
+	return rec, env.ID, nil
 }
 
 func (p *Producer) encode(eventType string, data any) ([]byte, error) {

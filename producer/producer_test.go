@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hookstream/hookstream/pkg/codec"
+	"github.com/hookstream/hookstream/pkg/kafka"
 	"github.com/hookstream/hookstream/producer"
 	"github.com/hookstream/hookstream/schemas"
 )
@@ -93,6 +94,8 @@ func TestRecordInvalidEvents(t *testing.T) {
 			[]string{"order.paid data"}},
 		{"bad previous data", producer.Event{Type: "order.paid", TenantID: "t1", Data: orderPaid, PreviousData: `{"order_id":"x"}`},
 			[]string{"order.paid previous_data", "missing required field"}},
+		{"too large", producer.Event{Type: "order.paid", TenantID: "t1", Data: bigOrder(kafka.MaxEventBytes)},
+			[]string{"the event's record is 900", "the most is 900000"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, err := p.Record(tc.ev)
@@ -117,6 +120,24 @@ func TestRecordInvalidEvents(t *testing.T) {
 	var ve *codec.ValidationError
 	if !errors.As(err, &ve) || ve.Path != "data.amount" {
 		t.Errorf("error %v: want a *codec.ValidationError at data.amount", err)
+	}
+}
+
+// bigOrder is order.paid data with an order id of n bytes.
+func bigOrder(n int) string {
+	return strings.Replace(orderPaid, `"ord_1"`, `"`+strings.Repeat("x", n)+`"`, 1)
+}
+
+// An event just under the limit is accepted; its record is the size the
+// router and deliverer check (kafka.RecordBytes).
+func TestRecordUnderTheSizeLimit(t *testing.T) {
+	p := newProducer(t)
+	rec, err := p.Record(producer.Event{Type: "order.paid", TenantID: "t1", Data: bigOrder(kafka.MaxEventBytes - 1000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := kafka.RecordBytes(rec); n > kafka.MaxEventBytes || n < kafka.MaxEventBytes-1000 {
+		t.Errorf("record of %d bytes, want between %d and %d", n, kafka.MaxEventBytes-1000, kafka.MaxEventBytes)
 	}
 }
 

@@ -58,6 +58,10 @@ const (
 	HeaderSourceOffset    = "hookstream-source-offset"
 )
 
+// ErrEventTooLarge is the quarantine reason of an event record larger than
+// kafka.MaxEventBytes.
+var ErrEventTooLarge = errors.New("event too large")
+
 // Guarantee is what a router crash may do to fan-out.
 type Guarantee string
 
@@ -499,6 +503,11 @@ type producer interface {
 // topic with the reason. It returns the fan-out count, or the reason the
 // record was quarantined.
 func (r *Router) route(ctx context.Context, p producer, rec *kgo.Record, matches *[]*registry.Endpoint, promise func(*kgo.Record, error)) (int, error) {
+	if n := kafka.RecordBytes(rec); n > kafka.MaxEventBytes {
+		err := fmt.Errorf("%w: %d bytes (key, value and headers), the most is %d; not copied here, read it at the source offset", ErrEventTooLarge, n, kafka.MaxEventBytes)
+		r.quarantine(ctx, p, rec, err, promise)
+		return 0, err
+	}
 	env, err := r.check(rec)
 	if err != nil {
 		r.quarantine(ctx, p, rec, err, promise)
@@ -537,15 +546,24 @@ func (r *Router) check(rec *kgo.Record) (*codec.Envelope, error) {
 	return env, nil
 }
 
+// quarantine writes rec to the invalid topic with the reason and where it
+// came from. A record over MaxEventBytes is written without its key, value
+// and headers, which could not be written anywhere: the headers say where
+// to read it.
 func (r *Router) quarantine(ctx context.Context, p producer, rec *kgo.Record, reason error, promise func(*kgo.Record, error)) {
 	r.log.Warn("router: quarantining record", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", reason)
-	hs := append(append([]kgo.RecordHeader(nil), rec.Headers...),
+	q := &kgo.Record{Topic: r.topics.Invalid()}
+	if !errors.Is(reason, ErrEventTooLarge) {
+		q.Key, q.Value = rec.Key, rec.Value
+		q.Headers = append(q.Headers, rec.Headers...)
+	}
+	q.Headers = append(q.Headers,
 		kgo.RecordHeader{Key: HeaderError, Value: []byte(reason.Error())},
 		kgo.RecordHeader{Key: HeaderSourceTopic, Value: []byte(rec.Topic)},
 		kgo.RecordHeader{Key: HeaderSourcePartition, Value: strconv.AppendInt(nil, int64(rec.Partition), 10)},
 		kgo.RecordHeader{Key: HeaderSourceOffset, Value: strconv.AppendInt(nil, rec.Offset, 10)},
 	)
-	p.Produce(ctx, &kgo.Record{Topic: r.topics.Invalid(), Key: rec.Key, Value: rec.Value, Headers: hs}, promise)
+	p.Produce(ctx, q, promise)
 }
 
 var compressionCodecs = map[string]kgo.CompressionCodec{

@@ -227,6 +227,17 @@ func (f *fixture) raw(t *testing.T, e rawEnvelope) []byte {
 	return b
 }
 
+// bigData is payment.succeeded data of at least n bytes (a long payment id).
+func (f *fixture) bigData(t *testing.T, n int) []byte {
+	t.Helper()
+	js := strings.Replace(sampleData["payment.succeeded"], `"pay_1"`, `"pay_`+strings.Repeat("x", n)+`"`, 1)
+	b, err := f.cat.EncodeJSON("payment.succeeded", []byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func (f *fixture) data(t *testing.T, typ string) []byte {
 	t.Helper()
 	b, err := f.cat.EncodeJSON(typ, []byte(sampleData[typ]))
@@ -294,6 +305,9 @@ func TestQuarantine(t *testing.T) {
 		{"unknown type", f.raw(t, rawEnvelope{ID: "evt_1", Type: "order.teleported", TenantID: "t1", Data: paid}), codec.ErrTypeMismatch, "data: "},
 		{"previous_data of another type", f.raw(t, rawEnvelope{ID: "evt_1", Type: "order.paid", TenantID: "t1", Data: paid, PreviousData: f.data(t, "payment.succeeded")}), codec.ErrTypeMismatch, "previous_data: "},
 		{"previous_data unknown", f.raw(t, rawEnvelope{ID: "evt_1", Type: "order.paid", TenantID: "t1", Data: paid, PreviousData: unknownFP}), codec.ErrUnknownSchema, "previous_data: "},
+		// Key (2), value and the header (11 + 6) add up to one byte over.
+		{"over the size limit", make([]byte, kafka.MaxEventBytes-18), ErrEventTooLarge, "event too large: 900001 bytes"},
+		{"valid but over the size limit", f.raw(t, rawEnvelope{ID: "evt_1", Type: "payment.succeeded", TenantID: "t1", Data: f.bigData(t, kafka.MaxEventBytes)}), ErrEventTooLarge, "event too large: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &kgo.Record{
@@ -315,16 +329,25 @@ func TestQuarantine(t *testing.T) {
 				t.Fatalf("route produced %d records (%d promises), want 1 to the quarantine", len(p.recs), promised)
 			}
 			q := p.recs[0]
-			if q.Topic != f.cfg.Topics().Invalid() || string(q.Key) != "k1" || !bytes.Equal(q.Value, tc.value) {
-				t.Errorf("quarantined record: topic %s key %q value %q", q.Topic, q.Key, q.Value)
+			// Too large to copy: key, value and headers are left out.
+			omitted := errors.Is(tc.sentinel, ErrEventTooLarge)
+			wantKey, wantValue := "k1", tc.value
+			if omitted {
+				wantKey, wantValue = "", nil
 			}
-			want := []kgo.RecordHeader{
-				{Key: "traceparent", Value: []byte("00-abc")},
+			if q.Topic != f.cfg.Topics().Invalid() || string(q.Key) != wantKey || !bytes.Equal(q.Value, wantValue) {
+				t.Errorf("quarantined record: topic %s key %q value of %d bytes", q.Topic, q.Key, len(q.Value))
+			}
+			var want []kgo.RecordHeader
+			if !omitted {
+				want = append(want, kgo.RecordHeader{Key: "traceparent", Value: []byte("00-abc")})
+			}
+			want = append(want, []kgo.RecordHeader{
 				{Key: HeaderError, Value: []byte(err.Error())},
 				{Key: HeaderSourceTopic, Value: []byte(f.cfg.Topics().Events())},
 				{Key: HeaderSourcePartition, Value: []byte("5")},
 				{Key: HeaderSourceOffset, Value: []byte(strconv.Itoa(1234567))},
-			}
+			}...)
 			if !slices.EqualFunc(q.Headers, want, headerEqual) {
 				t.Errorf("quarantine headers = %s, want %s", fmtHeaders(q.Headers), fmtHeaders(want))
 			}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -242,6 +244,77 @@ func TestRunRecreatesAMissingEndpointTopic(t *testing.T) {
 			Logger: slog.New(slog.DiscardHandler), Registerer: reg}, want, "router with "+gone+" deleted")
 		if n, err := metrics.Sum(reg, "hookstream_router_topics_recreated_total"); err != nil || n < 1 {
 			t.Errorf("hookstream_router_topics_recreated_total = %v (%v), want at least 1", n, err)
+		}
+	})
+}
+
+// A record on the events topic too large to copy (over kafka.MaxEventBytes,
+// and over what the router's client writes at all: another publisher with
+// a larger batch limit wrote it) must not hold back the events around it:
+// it is quarantined without its key, value and headers, and the rest is
+// routed. Before, every write of its batch was retried for ever.
+func TestRunQuarantinesEventsTooLargeToCopy(t *testing.T) {
+	underEachGuarantee(t, func(t *testing.T, g Guarantee, f *fixture, ctx context.Context) {
+		evs := make([]publisher.Event, 40)
+		for i := range evs {
+			evs[i] = publisher.Event{Type: "payment.succeeded", TenantID: []string{"t1", "t2"}[i%2], Data: sampleData["payment.succeeded"], Key: "k"}
+		}
+		want := map[string]map[string]bool{}
+		publishExpecting(ctx, t, f, evs[:20], want)
+
+		cl, err := kgo.NewClient(f.cfg.ClientOpts("test-big-publisher", kgo.ProducerBatchMaxBytes(1_040_000))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		big := []*kgo.Record{
+			{Topic: f.cfg.Topics().Events(), Key: []byte("k"), Value: make([]byte, 1_000_100)},
+			{Topic: f.cfg.Topics().Events(), Key: []byte("k"), Value: f.raw(t, rawEnvelope{ID: "evt_big", Type: "payment.succeeded", TenantID: "t1", Data: f.bigData(t, 1_000_000)})},
+		}
+		if err := cl.ProduceSync(ctx, big...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		publishExpecting(ctx, t, f, evs[20:], want)
+
+		reg := prometheus.NewRegistry()
+		runUntilComplete(ctx, t, f, Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-big",
+			Logger: slog.New(slog.DiscardHandler), Registerer: reg}, want, "router with two records too large to copy")
+		if n, err := metrics.Sum(reg, "hookstream_router_events_total", "result", "quarantined"); err != nil || n != 2 {
+			t.Errorf("quarantined events = %v (%v), want 2", n, err)
+		}
+
+		rd, err := kgo.NewClient(f.cfg.ClientOpts("test-invalid-reader",
+			kgo.ConsumeTopics(f.cfg.Topics().Invalid()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rd.Close()
+		var got []*kgo.Record
+		for len(got) < len(big) {
+			fs := rd.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("the invalid topic holds %d records, want %d", len(got), len(big))
+			}
+			got = append(got, fs.Records()...)
+		}
+		for i, q := range got {
+			hs := map[string]string{}
+			for _, h := range q.Headers {
+				hs[h.Key] = string(h.Value)
+			}
+			src := big[i]
+			if len(q.Key) != 0 || len(q.Value) != 0 || len(q.Headers) != 4 {
+				t.Errorf("quarantined record %d: key %q, %d bytes of value, %d headers; want only the router's 4 headers", i, q.Key, len(q.Value), len(q.Headers))
+			}
+			if hs[HeaderSourcePartition] != strconv.Itoa(int(src.Partition)) || hs[HeaderSourceOffset] != strconv.FormatInt(src.Offset, 10) {
+				t.Errorf("quarantined record %d points at %s[%s]@%s, want [%d]@%d", i, hs[HeaderSourceTopic], hs[HeaderSourcePartition], hs[HeaderSourceOffset], src.Partition, src.Offset)
+			}
+			if !strings.HasPrefix(hs[HeaderError], "event too large: ") {
+				t.Errorf("quarantined record %d: %s = %q", i, HeaderError, hs[HeaderError])
+			}
 		}
 	})
 }

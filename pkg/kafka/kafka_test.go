@@ -350,3 +350,14 @@ func TestClientOptsHook(t *testing.T) {
 		t.Errorf("the returned hook was installed on %d clients, want 1 (nil installs nothing)", h.n)
 	}
 }
+
+// RecordBytes counts what franz-go counts against a batch's limit.
+func TestRecordBytes(t *testing.T) {
+	r := &kgo.Record{Key: []byte("k1"), Value: make([]byte, 100), Headers: []kgo.RecordHeader{{Key: "a", Value: []byte("xyz")}, {Key: "bb"}}}
+	if n := kafka.RecordBytes(r); n != 2+100+1+3+2 {
+		t.Errorf("RecordBytes = %d, want 108", n)
+	}
+	if n := kafka.RecordBytes(&kgo.Record{}); n != 0 {
+		t.Errorf("RecordBytes of an empty record = %d", n)
+	}
+}

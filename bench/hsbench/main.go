@@ -18,7 +18,9 @@
 //     concurrency, no Kafka; and the same loop on the deliverer's own HTTP
 //     client (fasthttp), to show what the pipeline around it costs;
 //   - scale: 10, 1,000 and 5,000 endpoints (one topic each): throughput,
-//     RSS, and how long a deliverer joining the group takes to deliver;
+//     RSS, and how long a deliverer joining the group takes to deliver; the
+//     largest between two 100-endpoint pipelines of the same size, so its
+//     ratio also compares runs next to each other in time;
 //   - isolation: 20 healthy endpoints with and without a black-hole one,
 //     in three pairs of runs side by side in time (the median pair counts).
 //
@@ -48,6 +50,7 @@ type options struct {
 	endpoints      int
 	dataBytes      int
 	scale          []int
+	scaleRef       bool
 	scaleEvents    int
 	isoEvents      int
 	isoRounds      int
@@ -83,6 +86,7 @@ func main() {
 	flag.IntVar(&o.dataBytes, "data-bytes", 1024, "size of each event's Avro data")
 	flag.StringVar(&scale, "scale", "10,1000,5000", "endpoint counts of the scale runs")
 	flag.IntVar(&o.scaleEvents, "scale-events", 50_000, "events of each scale run")
+	flag.BoolVar(&o.scaleRef, "scale-reference", true, "bracket the largest scale run with two pipelines of -scale-events events to -endpoints endpoints, so its ratio compares runs next to each other in time")
 	flag.IntVar(&o.isoEvents, "isolation-events", 2_000, "events of each isolation run (each goes to every endpoint)")
 	flag.IntVar(&o.isoRounds, "isolation-rounds", 3, "pairs of isolation runs (alone, beside the black hole; alternating order); the median pair is reported")
 	flag.IntVar(&o.halfSeconds, "half-rate-seconds", 15, "duration of the half-rate latency run")

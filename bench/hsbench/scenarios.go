@@ -112,9 +112,15 @@ type ScaleResult struct {
 	// routed backlog.
 	PipelinePerSecond float64 `json:"pipeline_delivered_per_second"`
 	PipelineOfMainRun float64 `json:"pipeline_fraction_of_100_endpoint_rate"`
-	SetupSeconds      float64 `json:"setup_seconds"`
-	RouterRSSMB       float64 `json:"router_peak_rss_mb"`
-	DelivererRSSMB    float64 `json:"deliverer_peak_rss_mb"`
+	// ReferencePerSecond (largest scale run only, unless
+	// -scale-reference=false) are the rates of two pipelines of as many
+	// events to the throughput run's endpoints, right before and right after
+	// this run; PipelineOfReference is PipelinePerSecond over their mean.
+	ReferencePerSecond  []float64 `json:"reference_pipelines_per_second,omitempty"`
+	PipelineOfReference float64   `json:"pipeline_fraction_of_reference,omitempty"`
+	SetupSeconds        float64   `json:"setup_seconds"`
+	RouterRSSMB         float64   `json:"router_peak_rss_mb"`
+	DelivererRSSMB      float64   `json:"deliverer_peak_rss_mb"`
 	// CPU seconds per 1,000 deliveries of the pipeline batch, by process
 	// (receivers and publisher: hsbench itself).
 	PipelineRouterCPU1000    float64 `json:"pipeline_cpu_seconds_per_1000_router"`
@@ -177,10 +183,31 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 		res.RatioFast = res.Throughput.PerSecond / res.BaselineFast.PerSecond
 	}
 	if !o.skipScale {
+		largest := slices.Max(o.scale)
 		for _, n := range o.scale {
+			// The largest run, the one the target is about, is
+			// bracketed by two 100-endpoint pipelines of the same size:
+			// the host's speed drifts in minutes, and the throughput run
+			// is minutes away.
+			var refs []float64
+			if o.scaleRef && n == largest {
+				rate, err := referencePipeline(ctx, o, br, dir, "before")
+				if err != nil {
+					return nil, fmt.Errorf("scale %d: reference: %w", n, err)
+				}
+				refs = append(refs, rate)
+			}
 			sr, err := scaleRun(ctx, o, br, dir, n)
 			if err != nil {
 				return nil, fmt.Errorf("scale %d: %w", n, err)
+			}
+			if len(refs) > 0 {
+				rate, err := referencePipeline(ctx, o, br, dir, "after")
+				if err != nil {
+					return nil, fmt.Errorf("scale %d: reference: %w", n, err)
+				}
+				sr.ReferencePerSecond = append(refs, rate)
+				sr.PipelineOfReference = sr.PipelinePerSecond / ((refs[0] + rate) / 2)
 			}
 			sr.OfMainRun = sr.PerSecond / res.Throughput.PerSecond
 			sr.PipelineOfMainRun = sr.PipelinePerSecond / res.Throughput.PerSecond
@@ -554,6 +581,31 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 	return res, nil
 }
 
+// referencePipeline delivers o.scaleEvents events to o.endpoints endpoints
+// with router and deliverer started together on the backlog, as a scale
+// run's pipeline phase does, and returns the steady rate.
+func referencePipeline(ctx context.Context, o options, br *broker, dir, when string) (float64, error) {
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %d-endpoint reference pipeline (%s)\n", br.kind, o.endpoints, when)
+	s, err := newStage(ctx, o, br, dir, "rf"+when[:1], min(o.endpoints, 50))
+	if err != nil {
+		return 0, err
+	}
+	defer s.close()
+	if err := s.addEndpoints(ctx, o.endpoints, tenantOf(o.endpoints), nil); err != nil {
+		return 0, err
+	}
+	events := o.scaleEvents
+	if err := s.publish(ctx, events, tenantOf(o.endpoints)); err != nil {
+		return 0, err
+	}
+	if err := s.runPipeline(ctx, int64(events)); err != nil {
+		return 0, err
+	}
+	rate := s.recv.marks.steadyRate(int64(events))
+	fmt.Fprintf(os.Stderr, "hsbench: %s: %d-endpoint reference pipeline (%s): %.0f/s\n", br.kind, o.endpoints, when, rate)
+	return rate, nil
+}
+
 // isolation measures the healthy endpoints' rate alone and beside a black
 // hole in o.isoRounds rounds, each a pair of runs next to each other in
 // time (alternating which goes first, so a drift of the host's speed
@@ -747,6 +799,15 @@ func printTable(w io.Writer, res *Results) {
 				s := r.Scale[i]
 				return fmt.Sprintf("%.0f (%.0f %%)", s.PipelinePerSecond, 100*s.PipelineOfMainRun)
 			})
+			if len(res.Runs[0].Scale[i].ReferencePerSecond) == 2 {
+				row(fmt.Sprintf("%d endpoints: 100-ep pipelines before / after /s (pipeline of their mean)", n), func(r *BrokerResult) string {
+					if i >= len(r.Scale) || len(r.Scale[i].ReferencePerSecond) != 2 {
+						return "-"
+					}
+					s := r.Scale[i]
+					return fmt.Sprintf("%.0f / %.0f (%.0f %%)", s.ReferencePerSecond[0], s.ReferencePerSecond[1], 100*s.PipelineOfReference)
+				})
+			}
 			row(fmt.Sprintf("%d endpoints: deliverer alone on a routed backlog/s (of 100-ep)", n), func(r *BrokerResult) string {
 				if i >= len(r.Scale) {
 					return "-"

@@ -420,13 +420,13 @@ func (d *Deliverer) schedule(ep *registry.Endpoint) Schedule {
 func (d *Deliverer) render(env *codec.Envelope) ([]byte, error) {
 	b := make([]byte, 0, 256+2*len(env.Data)+2*len(env.PreviousData))
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, env.ID)
+	b = codec.AppendJSONString(b, env.ID)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, env.Type)
+	b = codec.AppendJSONString(b, env.Type)
 	b = append(b, `,"timestamp":"`...)
 	b = env.OccurredAt.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
 	b = append(b, `","tenant_id":`...)
-	b = appendJSONString(b, env.TenantID)
+	b = codec.AppendJSONString(b, env.TenantID)
 	b = append(b, `,"data":`...)
 	var err error
 	if b, err = d.cat.AppendDataJSON(b, env.Data); err != nil {
@@ -439,38 +439,6 @@ func (d *Deliverer) render(env *codec.Envelope) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '}'), nil
-}
-
-// appendJSONString appends s as a JSON string literal.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }
 
 // signers caches one webhook.Signer per endpoint version, so secrets are

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hookstream/hookstream/pkg/clock"
 	"github.com/hookstream/hookstream/pkg/codec"
@@ -117,66 +116,6 @@ func TestRenderBadData(t *testing.T) {
 			t.Errorf("%s: render = %s, want an error", name, b)
 		}
 	}
-}
-
-func TestAppendJSONString(t *testing.T) {
-	for _, tc := range []struct{ in, want string }{
-		{"", `""`},
-		{"plain", `"plain"`},
-		{`a"b\c`, `"a\"b\\c"`},
-		{"\n\r\t\x00\x1f", `"\u000a\u000d\u0009\u0000\u001f"`},
-		{"\x7f", "\"\x7f\""},
-		{"<tag>&", `"<tag>&"`},
-		{"é中😀", `"é中😀"`},
-		{"\u2028\u2029", `"\u2028\u2029"`},
-		{"a\xffb", `"a\ufffdb"`},
-		{"\xe2\x82", `"\ufffd\ufffd"`}, // truncated sequence: one replacement per byte, like encoding/json
-		{"\ufffd", "\"\ufffd\""},       // a real U+FFFD is kept as is
-	} {
-		got := appendJSONString([]byte("prefix:"), tc.in)
-		if string(got) != "prefix:"+tc.want {
-			t.Errorf("appendJSONString(%q) = %s, want %s", tc.in, got[len("prefix:"):], tc.want)
-		}
-	}
-}
-
-// FuzzAppendJSONString: the output is always one valid JSON string that
-// decodes to the input (invalid UTF-8 bytes becoming U+FFFD, as
-// encoding/json does), and it never holds raw U+2028/U+2029.
-//
-//	go test -run '^$' -fuzz FuzzAppendJSONString -fuzztime 15s ./deliverer
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "a", `"\`, "\x00\x1f\x7f", "\u2028\u2029", "\xff\xfe", "\xe2\x80", "é中😀\ufffd", "\xed\xa0\x80"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		out := appendJSONString([]byte("x"), s)
-		if out[0] != 'x' {
-			t.Fatal("appendJSONString changed dst")
-		}
-		out = out[1:]
-		if !json.Valid(out) {
-			t.Fatalf("appendJSONString(%q) = %q: invalid JSON", s, out)
-		}
-		var got string
-		if err := json.Unmarshal(out, &got); err != nil {
-			t.Fatalf("appendJSONString(%q) = %q: %v", s, out, err)
-		}
-		if utf8.ValidString(s) && got != s {
-			t.Fatalf("appendJSONString(%q) decodes to %q", s, got)
-		}
-		if want := string([]rune(s)); got != want { // each invalid byte → U+FFFD
-			t.Fatalf("appendJSONString(%q) decodes to %q, want %q", s, got, want)
-		}
-		std, _ := json.Marshal(s)
-		var stdGot string
-		if err := json.Unmarshal(std, &stdGot); err != nil || stdGot != got {
-			t.Fatalf("appendJSONString(%q) decodes to %q, encoding/json's to %q", s, got, stdGot)
-		}
-		if bytes.Contains(out, []byte("\u2028")) || bytes.Contains(out, []byte("\u2029")) {
-			t.Fatalf("appendJSONString(%q) = %q has a raw line or paragraph separator", s, out)
-		}
-	})
 }
 
 // captureSender records requests and answers with a fixed result.

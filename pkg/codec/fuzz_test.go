@@ -156,6 +156,12 @@ func FuzzAppendJSONString(f *testing.F) {
 		if back != want.String() {
 			t.Fatalf("appendJSONString(%q) = %s, which reads back as %q", s, got[1:], back)
 		}
+		if bytes.Contains(got, []byte("\u2028")) || bytes.Contains(got, []byte("\u2029")) {
+			t.Fatalf("appendJSONString(%q) = %s holds a raw line or paragraph separator", s, got[1:])
+		}
+		if exp := AppendJSONString([]byte("x"), string(s)); !bytes.Equal(exp, got) {
+			t.Fatalf("AppendJSONString(%q) = %s, appendJSONString %s", s, exp[1:], got[1:])
+		}
 		for i := 0; i+8 <= len(s); i++ {
 			w := s[i : i+8]
 			plain := true

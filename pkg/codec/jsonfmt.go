@@ -8,12 +8,21 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Appenders for JSON scalars. They write straight into a byte slice and
 // always produce valid JSON, whatever the input bytes.
 
 const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string literal, as the JSON of event
+// data writes strings: invalid UTF-8 becomes U+FFFD, control characters and
+// U+2028/U+2029 are escaped, HTML characters are left alone.
+func AppendJSONString(dst []byte, s string) []byte {
+	// appendJSONString only reads s.
+	return appendJSONString(dst, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
 // U+FFFD, control characters and U+2028/U+2029 are escaped; HTML characters

@@ -43,6 +43,10 @@ const (
 	ReasonRejected      = "rejected"      // a non-retryable answer (4xx other than 408, 410, 429)
 	ReasonExhausted     = "exhausted"     // the retry schedule is spent
 	ReasonUndeliverable = "undeliverable" // the record could not be decoded or rendered
+	// ReasonUnwritable letters are the router's: Kafka refused the event's
+	// copy on its endpoint topic for good (larger than the topic's
+	// max.message.bytes, not authorized, a policy); never attempted.
+	ReasonUnwritable = "unwritable"
 )
 
 var errFailed = errors.New("delivery attempt failed")

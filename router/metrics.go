@@ -12,6 +12,7 @@ type routerMetrics struct {
 	transactions *prometheus.CounterVec
 	writeRetries prometheus.Counter
 	recreated    prometheus.Counter
+	unwritable   *prometheus.CounterVec
 	batchSeconds prometheus.Histogram
 	fetchDelay   prometheus.Histogram
 }
@@ -38,6 +39,10 @@ func newMetrics(reg prometheus.Registerer) *routerMetrics {
 			Name: "hookstream_router_topics_recreated_total",
 			Help: "Endpoint topics the router found missing (a write failed with UNKNOWN_TOPIC_OR_PARTITION) and created again, for endpoints still in the registry.",
 		})),
+		unwritable: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookstream_router_unwritable_copies_total",
+			Help: "Event copies Kafka refused for good on their endpoint topic (too large for its max.message.bytes, not authorized, a policy), written instead to: dlq (a dead letter, reason unwritable) or invalid (a quarantine record without the value, when the dead letter was refused too).",
+		}, []string{"written_to"})),
 		batchSeconds: metrics.Register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "hookstream_router_batch_duration_seconds",
 			Help:    "Time to route one polled batch: from transaction begin to commit (exactly-once), or until every write is acknowledged (at-least-once).",
@@ -54,6 +59,9 @@ func newMetrics(reg prometheus.Registerer) *routerMetrics {
 	}
 	for _, r := range []string{"committed", "aborted"} {
 		m.transactions.WithLabelValues(r)
+	}
+	for _, w := range []string{"dlq", "invalid"} {
+		m.unwritable.WithLabelValues(w)
 	}
 	return m
 }

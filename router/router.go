@@ -143,6 +143,8 @@ type Router struct {
 	topics kafka.Topics
 	log    *slog.Logger
 	m      *routerMetrics
+
+	refusals refusals // copies Kafka refused for good
 }
 
 // New returns a Router that routes with the endpoints of reg.
@@ -398,6 +400,9 @@ func (b *batch) promise(rec *kgo.Record, err error) {
 		return
 	}
 	b.failed.CompareAndSwap(nil, &err)
+	if refusedForGood(err) {
+		b.r.refused(rec, err)
+	}
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		b.missingMu.Lock()
 		if b.missing == nil {
@@ -515,12 +520,7 @@ func (r *Router) route(ctx context.Context, p producer, rec *kgo.Record, matches
 	}
 	*matches = r.reg.Match((*matches)[:0], env.TenantID, env.Type)
 	for _, e := range *matches {
-		p.Produce(ctx, &kgo.Record{
-			Topic:   r.topics.Endpoint(e.ID),
-			Key:     rec.Key,
-			Value:   rec.Value,
-			Headers: rec.Headers,
-		}, promise)
+		r.writeCopy(ctx, p, rec, env, e, promise)
 	}
 	return len(*matches), nil
 }
@@ -547,13 +547,13 @@ func (r *Router) check(rec *kgo.Record) (*codec.Envelope, error) {
 }
 
 // quarantine writes rec to the invalid topic with the reason and where it
-// came from. A record over MaxEventBytes is written without its key, value
-// and headers, which could not be written anywhere: the headers say where
-// to read it.
+// came from. A record over MaxEventBytes, or one whose copy Kafka refused
+// (ErrUnwritable), is written without its key, value and headers, which
+// could not be written anywhere: the headers say where to read it.
 func (r *Router) quarantine(ctx context.Context, p producer, rec *kgo.Record, reason error, promise func(*kgo.Record, error)) {
 	r.log.Warn("router: quarantining record", "topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "reason", reason)
 	q := &kgo.Record{Topic: r.topics.Invalid()}
-	if !errors.Is(reason, ErrEventTooLarge) {
+	if !errors.Is(reason, ErrEventTooLarge) && !errors.Is(reason, ErrUnwritable) {
 		q.Key, q.Value = rec.Key, rec.Value
 		q.Headers = append(q.Headers, rec.Headers...)
 	}

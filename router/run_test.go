@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/pkg/metrics"
 	publisher "github.com/hookstream/hookstream/producer"
 )
@@ -283,23 +284,7 @@ func TestRunQuarantinesEventsTooLargeToCopy(t *testing.T) {
 			t.Errorf("quarantined events = %v (%v), want 2", n, err)
 		}
 
-		rd, err := kgo.NewClient(f.cfg.ClientOpts("test-invalid-reader",
-			kgo.ConsumeTopics(f.cfg.Topics().Invalid()),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rd.Close()
-		var got []*kgo.Record
-		for len(got) < len(big) {
-			fs := rd.PollFetches(ctx)
-			if ctx.Err() != nil {
-				t.Fatalf("the invalid topic holds %d records, want %d", len(got), len(big))
-			}
-			got = append(got, fs.Records()...)
-		}
+		got := readN(ctx, t, f, f.cfg.Topics().Invalid(), len(big))
 		for i, q := range got {
 			hs := map[string]string{}
 			for _, h := range q.Headers {
@@ -317,4 +302,141 @@ func TestRunQuarantinesEventsTooLargeToCopy(t *testing.T) {
 			}
 		}
 	})
+}
+
+// readN reads the first n committed records of topic, failing the test if
+// ctx ends first.
+func readN(ctx context.Context, t *testing.T, f *fixture, topic string, n int) []*kgo.Record {
+	t.Helper()
+	rd, err := kgo.NewClient(f.cfg.ClientOpts("test-reader-"+topic,
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var got []*kgo.Record
+	for len(got) < n {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s holds %d records, want %d", topic, len(got), n)
+		}
+		got = append(got, fs.Records()...)
+	}
+	return got
+}
+
+// A copy Kafka refuses for good (here: larger than its endpoint topic's
+// max.message.bytes) must not hold back the other endpoints' copies: it is
+// written as a dead letter (reason unwritable) that dlq redrive can write
+// to the topic once it is fixed; and if the dead-letter topic refuses it
+// too, as a quarantine record without the value. Before, the batch was
+// retried for ever.
+func TestRunWritesRefusedCopiesAnotherWay(t *testing.T) {
+	for _, dlqRefuses := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dlq refuses %v", dlqRefuses), func(t *testing.T) {
+			underEachGuarantee(t, func(t *testing.T, g Guarantee, f *fixture, ctx context.Context) {
+				refusing := f.cfg.Topics().Endpoint("t2-a")
+				small := []string{refusing}
+				if dlqRefuses {
+					small = append(small, f.cfg.Topics().DLQ())
+				}
+				for _, topic := range small {
+					rs, err := f.adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr("120")}}, topic)
+					if err == nil {
+						_, err = rs.On(topic, nil)
+					}
+					if err != nil {
+						t.Fatalf("setting %s's max.message.bytes: %v", topic, err)
+					}
+				}
+				evs := make([]publisher.Event, 40)
+				for i := range evs {
+					evs[i] = publisher.Event{Type: "payment.succeeded", TenantID: []string{"t1", "t2"}[i%2], Data: sampleData["payment.succeeded"], Key: fmt.Sprint("k", i)}
+				}
+				want := map[string]map[string]bool{}
+				publishExpecting(ctx, t, f, evs, want)
+				refused := want[refusing]
+				delete(want, refusing)
+				if len(refused) != 20 || len(want) == 0 {
+					t.Fatalf("%d events for %s and %d other topics; want 20 and some", len(refused), refusing, len(want))
+				}
+
+				reg := prometheus.NewRegistry()
+				r, err := New(Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-refused",
+					Logger: slog.New(slog.DiscardHandler), Registerer: reg}, f.reg, f.cat)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rctx, stop := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() { done <- r.Run(rctx) }()
+				writtenTo := "dlq"
+				if dlqRefuses {
+					writtenTo = "invalid"
+				}
+				for {
+					n, _ := metrics.Sum(reg, "hookstream_router_unwritable_copies_total", "written_to", writtenTo)
+					if n >= float64(len(refused)) && complete(t, f, want) {
+						break
+					}
+					select {
+					case err := <-done:
+						stop()
+						t.Fatalf("Run returned early: %v", err)
+					case <-ctx.Done():
+						stop()
+						<-done
+						t.Fatalf("timed out: %v copies written to %s, other endpoints complete: %v", n, writtenTo, complete(t, f, want))
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+				stop()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+
+				if !dlqRefuses {
+					for _, rec := range readN(ctx, t, f, f.cfg.Topics().DLQ(), len(refused)) {
+						var dl deliverer.DeadLetter
+						if err := f.cat.Unmarshal(rec.Value, deliverer.DeadLetterRecordName, &dl); err != nil {
+							t.Fatal(err)
+						}
+						env, err := f.cat.DecodeEnvelope(dl.Envelope)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if !refused[dl.EventID] || env.ID != dl.EventID || dl.EndpointID != "t2-a" || dl.Reason != deliverer.ReasonUnwritable ||
+							!strings.Contains(dl.LastError, "MESSAGE_TOO_LARGE") || string(rec.Key) != "t2-a" {
+							t.Errorf("dead letter: event %s (envelope %s), endpoint %s, reason %s, last error %q, key %q",
+								dl.EventID, env.ID, dl.EndpointID, dl.Reason, dl.LastError, rec.Key)
+						}
+						hs := map[string]string{}
+						for _, h := range rec.Headers {
+							hs[h.Key] = string(h.Value)
+						}
+						if hs[deliverer.HeaderEventKey] == "" || hs["hookstream-reason"] != deliverer.ReasonUnwritable || hs[deliverer.HeaderRetryEndpoint] != "t2-a" {
+							t.Errorf("dead letter headers %v", hs)
+						}
+						delete(refused, dl.EventID)
+					}
+					if len(refused) > 0 {
+						t.Errorf("%d refused copies have no dead letter", len(refused))
+					}
+					return
+				}
+				for _, q := range readN(ctx, t, f, f.cfg.Topics().Invalid(), len(refused)) {
+					hs := map[string]string{}
+					for _, h := range q.Headers {
+						hs[h.Key] = string(h.Value)
+					}
+					if len(q.Value) != 0 || !strings.HasPrefix(hs[HeaderError], "event copy unwritable: ") || !strings.Contains(hs[HeaderError], "t2-a") {
+						t.Errorf("quarantine record of %d bytes, error %q", len(q.Value), hs[HeaderError])
+					}
+				}
+			})
+		})
+	}
 }

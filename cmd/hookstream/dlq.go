@@ -28,7 +28,9 @@ from its start up to the end it has when they begin, without a consumer group.
         schedule and the same webhook-id
 
 Reasons: rejected (a non-retryable answer), exhausted (retry schedule spent),
-undeliverable (the record could not be rendered).
+undeliverable (the record could not be rendered), unwritable (written by the
+router: Kafka refused the copy on the endpoint's topic; fix the topic, then
+redrive).
 
 Redrive sends each dead letter once: it records every letter it redrives in the
 compacted topic <prefix>.dlq.redriven, in the same Kafka transaction as the
@@ -62,7 +64,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	lf.register(f)
 	f.perCall = true
 	f.str(&filter.EndpointID, "endpoint", "", "only dead letters of this endpoint id")
-	f.str(&filter.Reason, "reason", "", "only dead letters with this reason: rejected, exhausted or undeliverable")
+	f.str(&filter.Reason, "reason", "", "only dead letters with this reason: rejected, exhausted, undeliverable or unwritable")
 	f.str(&filter.EventID, "event-id", "", "only dead letters of this event id")
 	f.duration(&timeout, "timeout", 10*time.Minute, "give up after this long")
 	switch sub {
@@ -79,9 +81,9 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	switch filter.Reason {
-	case "", deliverer.ReasonRejected, deliverer.ReasonExhausted, deliverer.ReasonUndeliverable:
+	case "", deliverer.ReasonRejected, deliverer.ReasonExhausted, deliverer.ReasonUndeliverable, deliverer.ReasonUnwritable:
 	default:
-		return usageError(stderr, cmd, "--reason %q: want %s, %s or %s", filter.Reason, deliverer.ReasonRejected, deliverer.ReasonExhausted, deliverer.ReasonUndeliverable)
+		return usageError(stderr, cmd, "--reason %q: want %s, %s, %s or %s", filter.Reason, deliverer.ReasonRejected, deliverer.ReasonExhausted, deliverer.ReasonUndeliverable, deliverer.ReasonUnwritable)
 	}
 	if limit < 0 {
 		return usageError(stderr, cmd, "--limit must be 0 (all) or more, got %d", limit)

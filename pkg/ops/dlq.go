@@ -47,7 +47,7 @@ const sessionKey = "session"
 // letter.
 type DeadLetterFilter struct {
 	EndpointID string
-	Reason     string // rejected, exhausted or undeliverable
+	Reason     string // rejected, exhausted, undeliverable or unwritable
 	EventID    string
 }
 

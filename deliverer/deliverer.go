@@ -312,6 +312,9 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	defer hardCancel()
 	defer d.setContexts(soft, hard)()
 
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	d.cfg.Kafka = d.cfg.Kafka.WithBrokerBatchLimit(pctx, d.log, "deliverer")
+	pcancel()
 	prod, err := kgo.NewClient(d.cfg.Kafka.ClientOpts("deliverer-producer",
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(time.Millisecond),

@@ -198,6 +198,9 @@ func New(cfg Config, reg *registry.Registry, cat *codec.Catalog) (*Router, error
 // the next owner); with AtLeastOnce it commits what it has written. It
 // returns nil after a clean shutdown.
 func (r *Router) Run(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	r.cfg.Kafka = r.cfg.Kafka.WithBrokerBatchLimit(pctx, r.log, "router")
+	cancel()
 	if r.cfg.Guarantee == AtLeastOnce {
 		return r.runAtLeastOnce(ctx)
 	}

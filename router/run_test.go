@@ -440,3 +440,52 @@ func TestRunWritesRefusedCopiesAnotherWay(t *testing.T) {
 		})
 	}
 }
+
+// A cluster whose message.max.bytes is below franz-go's default batch
+// limit refuses a full batch outright, however small its records: under
+// load every busy endpoint's copies would be refused (and dead-lettered).
+// The router caps its batches at the brokers' limit when it starts.
+func TestRunFitsBatchesToTheBrokers(t *testing.T) {
+	underEachGuarantee(t, func(t *testing.T, g Guarantee, f *fixture, ctx context.Context) {
+		const limit = 20_000
+		rs, err := f.adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "message.max.bytes", Value: kadm.StringPtr(strconv.Itoa(limit))}})
+		if err == nil {
+			err = rs[0].Err
+		}
+		if err != nil {
+			t.Fatalf("setting message.max.bytes: %v", err)
+		}
+		// Kafka applies a dynamic broker config a moment after it is altered.
+		fitted, err := f.cfg.FitBatchesToBrokers(ctx, f.adm)
+		for err == nil && fitted.MaxBatchBytes != limit && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+			fitted, err = f.cfg.FitBatchesToBrokers(ctx, f.adm)
+		}
+		if err != nil || fitted.MaxBatchBytes != limit {
+			t.Fatalf("FitBatchesToBrokers = %d, %v; want %d", fitted.MaxBatchBytes, err, limit)
+		}
+		pub, err := publisher.New(publisher.WithKafkaConfig(fitted), publisher.WithCatalog(f.cat))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pub.Close()
+		evs := make([]publisher.Event, 300)
+		for i := range evs {
+			evs[i] = publisher.Event{Type: "payment.succeeded", TenantID: "t2", Data: sampleData["payment.succeeded"]}
+		}
+		ids, err := pub.PublishBatch(ctx, evs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]map[string]bool{f.cfg.Topics().Endpoint("t2-a"): {}}
+		for _, id := range ids {
+			want[f.cfg.Topics().Endpoint("t2-a")][id] = true
+		}
+		reg := prometheus.NewRegistry()
+		runUntilComplete(ctx, t, f, Config{Kafka: f.cfg, Guarantee: g, CommitInterval: MinCommitInterval, TransactionalID: "rt-fit",
+			Logger: slog.New(slog.DiscardHandler), Registerer: reg}, want, "router on brokers with a small message.max.bytes")
+		if n, err := metrics.Sum(reg, "hookstream_router_unwritable_copies_total"); err != nil || n != 0 {
+			t.Errorf("copies refused = %v (%v), want 0", n, err)
+		}
+	})
+}

@@ -39,6 +39,11 @@ type Config struct {
 	MinInsyncReplicas int
 	// EventsPartitions is the partition count of the events topic (default 6).
 	EventsPartitions int32
+	// MaxBatchBytes caps the record batches every client writes (0 =
+	// franz-go's default, DefaultMaxBatchBytes). Brokers refuse a batch
+	// over their message.max.bytes for good; FitBatchesToBrokers sets this
+	// from them, and the router and deliverer call it when they start.
+	MaxBatchBytes int32
 	// Opts are extra franz-go options appended to every client.
 	Opts []kgo.Opt
 	// Hook, if set, is called once per client made through ClientOpts with
@@ -86,6 +91,9 @@ func (c Config) ClientOpts(role string, extra ...kgo.Opt) []kgo.Opt {
 	}
 	if c.SASL != nil {
 		opts = append(opts, kgo.SASL(c.SASL))
+	}
+	if c.MaxBatchBytes > 0 {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(c.MaxBatchBytes))
 	}
 	if c.Hook != nil {
 		if h := c.Hook(id); h != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/hookstream/hookstream/pkg/kafka"
@@ -359,5 +361,58 @@ func TestRecordBytes(t *testing.T) {
 	}
 	if n := kafka.RecordBytes(&kgo.Record{}); n != 0 {
 		t.Errorf("RecordBytes of an empty record = %d", n)
+	}
+}
+
+// FitBatchesToBrokers lowers the batch cap to the brokers' message.max.bytes
+// only when that is the smaller, and ClientOpts applies it.
+func TestFitBatchesToBrokers(t *testing.T) {
+	c := kafkatest.Start(t)
+	cfg := kafka.Config{Brokers: c.Addrs}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	adm := c.Admin(t)
+	set := func(v string) {
+		t.Helper()
+		rs, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "message.max.bytes", Value: kadm.StringPtr(v)}})
+		if err == nil {
+			err = rs[0].Err
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		broker      string
+		preset, got int32
+	}{
+		{"2000000", 0, 0},             // above franz-go's default: left alone
+		{"2000000", 500_000, 500_000}, // a cap already lower is kept
+		{"30000", 0, 30000},
+		{"30000", 500_000, 30000},
+	} {
+		set(tc.broker)
+		cfg.MaxBatchBytes = tc.preset
+		// Real Kafka applies a dynamic broker config a moment later.
+		fitted, err := cfg.FitBatchesToBrokers(ctx, adm)
+		for err == nil && fitted.MaxBatchBytes != tc.got && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
+			fitted, err = cfg.FitBatchesToBrokers(ctx, adm)
+		}
+		if err != nil || fitted.MaxBatchBytes != tc.got {
+			t.Errorf("brokers at %s, preset %d: MaxBatchBytes %d, %v; want %d", tc.broker, tc.preset, fitted.MaxBatchBytes, err, tc.got)
+		}
+	}
+	// The cap reaches the client: a batch over it is refused before it is sent.
+	if _, err := adm.CreateTopic(ctx, 1, -1, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kafka.Config{Brokers: c.Addrs, MaxBatchBytes: 1000}.ClientOpts("t")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Value: make([]byte, 2000)}).FirstErr(); !errors.Is(err, kerr.MessageTooLarge) {
+		t.Errorf("producing 2,000 bytes with MaxBatchBytes 1000: %v, want MESSAGE_TOO_LARGE", err)
 	}
 }

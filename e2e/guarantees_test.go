@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/pkg/clock"
 	"github.com/hookstream/hookstream/pkg/kafkatest"
+	"github.com/hookstream/hookstream/pkg/ops"
 	"github.com/hookstream/hookstream/pkg/registry"
 	"github.com/hookstream/hookstream/producer"
 )
@@ -27,6 +30,63 @@ func TestGuarantees(t *testing.T) {
 	t.Run("OpenBreakerSpendsNoAttempts", func(t *testing.T) { testBreaker(t, cluster) })
 	t.Run("OrderedEndpointKeepsOrder", func(t *testing.T) { testOrdered(t, cluster) })
 	t.Run("StalledBacklogDoesNotStopOthers", func(t *testing.T) { testStalledBacklog(t, cluster) })
+	t.Run("RefusedCopyGoesToDLQThenRedrive", func(t *testing.T) { testRefusedCopy(t, cluster) })
+}
+
+// testRefusedCopy: an endpoint topic that refuses the router's copies for
+// good (max.message.bytes below the records) turns them into dead letters
+// (reason unwritable, never attempted) while another endpoint's copies of
+// the same events are delivered; once the topic is fixed, dlq redrive
+// delivers them.
+func testRefusedCopy(t *testing.T, cluster *kafkatest.Cluster) {
+	e := newEnv(t, cluster)
+	recv := newReceiver(t)
+	small := e.addEndpoint(recv.url("/small"), "*")
+	recv.trust("/small", small)
+	recv.trust("/ok", e.addEndpoint(recv.url("/ok"), "*"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(e.Client)
+	topic := e.Kafka.Topics().Endpoint(small.ID)
+	setMax := func(v string) {
+		t.Helper()
+		rs, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "max.message.bytes", Value: kadm.StringPtr(v)}}, topic)
+		if err == nil {
+			_, err = rs.On(topic, nil)
+		}
+		if err != nil {
+			t.Fatalf("setting %s's max.message.bytes to %s: %v", topic, v, err)
+		}
+	}
+	setMax("120")
+	e.StartRouter()
+	e.StartDeliverer(e.delivererConfig())
+	types, in, _ := samples(t, e)
+	sent := publish(t, e, "acme", 10, types, in)
+	eventually(t, 60*time.Second, "every event at the other endpoint", func() bool { return len(recv.ids("/ok")) == len(sent) })
+	for _, dl := range e.deadLetters(len(sent), 60*time.Second) {
+		if dl.Reason != deliverer.ReasonUnwritable || dl.Attempts != 0 || dl.EndpointID != small.ID || sent[dl.EventID] == "" || dl.eventKey != "acme" {
+			t.Fatalf("dead letter %+v (event key %q): want reason unwritable, no attempt, endpoint %s, key acme", dl.DeadLetter, dl.eventKey, small.ID)
+		}
+	}
+	if n := len(recv.attempts("/small")); n != 0 {
+		t.Fatalf("the refusing endpoint got %d requests, want none", n)
+	}
+
+	setMax("1048588")
+	rep, err := ops.New(e.Kafka, e.Catalog, e.Registry).Redrive(ctx, ops.RedriveOptions{Filter: ops.DeadLetterFilter{EndpointID: small.ID, Reason: deliverer.ReasonUnwritable}})
+	if err != nil || rep.Redriven != len(sent) {
+		t.Fatalf("redrive: %+v, %v; want %d redriven", rep, err, len(sent))
+	}
+	eventually(t, 60*time.Second, "every redriven event at the fixed endpoint", func() bool {
+		got := recv.ids("/small")
+		for id := range sent {
+			if got[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // testStalledBacklog fills the deliverer's global queue bound with the

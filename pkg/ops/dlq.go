@@ -230,10 +230,11 @@ type RedriveReport struct {
 // deliverer attempts it afresh with a full retry schedule and the same
 // webhook-id.
 //
-// The redriven record's key is the event's tenant id: the dead letter does
-// not keep the original record key, and the tenant id is the key the
-// producer uses unless the publisher chose its own ordering key. Its
-// headers are hookstream-event-id and hookstream-redriven-from
+// The redriven record's key is the event's own key, from the letter's
+// hookstream-event-key header (carried through the retry tiers; the router
+// sets it on the letters it writes), so it lands in that key's partition;
+// a letter without one is keyed by its tenant id, the producer's default
+// key. Its headers are hookstream-event-id and hookstream-redriven-from
 // (<dlq>/<partition>/<offset>).
 //
 // Progress: each letter redriven is recorded under <partition>/<offset> in

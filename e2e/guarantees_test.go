@@ -78,15 +78,7 @@ func testRefusedCopy(t *testing.T, cluster *kafkatest.Cluster) {
 	if err != nil || rep.Redriven != len(sent) {
 		t.Fatalf("redrive: %+v, %v; want %d redriven", rep, err, len(sent))
 	}
-	eventually(t, 60*time.Second, "every redriven event at the fixed endpoint", func() bool {
-		got := recv.ids("/small")
-		for id := range sent {
-			if got[id] == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, 60*time.Second, "every redriven event at the fixed endpoint", func() bool { return receivedAll(recv, sent, "/small") })
 }
 
 // testStalledBacklog fills the deliverer's global queue bound with the
@@ -125,17 +117,7 @@ func testStalledBacklog(t *testing.T, cluster *kafkatest.Cluster) {
 	})
 	for round := range 4 {
 		sent := publish(t, e, "acme", 50, types, in)
-		eventually(t, 30*time.Second, "round "+strconv.Itoa(round)+" at the healthy endpoints", func() bool {
-			for _, path := range []string{"/a", "/b"} {
-				got := recv.ids(path)
-				for id := range sent {
-					if got[id] == 0 {
-						return false
-					}
-				}
-			}
-			return true
-		})
+		eventually(t, 30*time.Second, "round "+strconv.Itoa(round)+" at the healthy endpoints", func() bool { return receivedAll(recv, sent, "/a", "/b") })
 	}
 	if n := stuck.Load(); n != 2 {
 		t.Fatalf("%d requests reached the black hole, want its 2 in-flight slots", n)
@@ -300,15 +282,7 @@ func testBreaker(t *testing.T, cluster *kafkatest.Cluster) {
 	if failing >= 40 {
 		t.Fatalf("%d attempts while the endpoint was down behind an open breaker; want only the first few and the probes", failing)
 	}
-	eventually(t, 60*time.Second, "every event after recovery", func() bool {
-		got := recv.ids("/flap")
-		for id := range sent {
-			if got[id] == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, 60*time.Second, "every event after recovery", func() bool { return receivedAll(recv, sent, "/flap") })
 	if n := e.dlqCount(); n != 0 {
 		t.Fatalf("an open breaker sent %d events to the dead-letter topic", n)
 	}

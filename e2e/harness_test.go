@@ -232,6 +232,19 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(d.Status)
 }
 
+// receivedAll reports whether every id of ids reached each of paths.
+func receivedAll[V any](r *receiver, ids map[string]V, paths ...string) bool {
+	for _, p := range paths {
+		got := r.ids(p)
+		for id := range ids {
+			if got[id] == 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // ids returns the distinct webhook ids path received.
 func (r *receiver) ids(path string) map[string]int {
 	r.mu.Lock()

@@ -87,15 +87,7 @@ func testAutoDisable(t *testing.T, cluster *kafkatest.Cluster, failWith int) {
 	if _, err := e.Admin.SetStatus(ctx, dead.ID, registry.StatusActive, ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "every event after re-enabling", func() bool {
-		got := recv.ids("/dead")
-		for id := range sent {
-			if got[id] == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, 60*time.Second, "every event after re-enabling", func() bool { return receivedAll(recv, sent, "/dead") })
 	if n := e.dlqCount(); n != 0 {
 		t.Fatalf("%d events dead-lettered; a disabled endpoint must keep them", n)
 	}
@@ -138,17 +130,7 @@ func testRebalance(t *testing.T, cluster *kafkatest.Cluster) {
 			stopA()
 		}
 	}
-	eventually(t, 120*time.Second, "every event at every endpoint", func() bool {
-		for _, p := range paths {
-			got := recv.ids(p)
-			for id := range sent {
-				if got[id] == 0 {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	eventually(t, 120*time.Second, "every event at every endpoint", func() bool { return receivedAll(recv, sent, paths...) })
 	stopB()
 	dups := 0
 	for _, p := range paths {

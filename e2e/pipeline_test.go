@@ -126,15 +126,7 @@ func testFanOut(t *testing.T, cluster *kafkatest.Cluster) {
 		t.Fatalf("test data does not exercise the subscriptions: %d %d %d", len(expect["/exact"]), len(expect["/category"]), len(expect["/all"]))
 	}
 	for path, ids := range expect {
-		eventually(t, 120*time.Second, fmt.Sprintf("%d events at %s", len(ids), path), func() bool {
-			got := recv.ids(path)
-			for id := range ids {
-				if got[id] == 0 {
-					return false
-				}
-			}
-			return true
-		})
+		eventually(t, 120*time.Second, fmt.Sprintf("%d events at %s", len(ids), path), func() bool { return receivedAll(recv, ids, path) })
 	}
 	// Give stragglers (events that should not come) a moment to show up.
 	time.Sleep(500 * time.Millisecond)
@@ -200,15 +192,7 @@ func testRestart(t *testing.T, cluster *kafkatest.Cluster) {
 			stopDeliverer = e.StartDeliverer(e.delivererConfig())
 		}
 	}
-	eventually(t, 120*time.Second, "every event after the restart", func() bool {
-		got := recv.ids("/r")
-		for id := range sent {
-			if got[id] == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, 120*time.Second, "every event after the restart", func() bool { return receivedAll(recv, sent, "/r") })
 	dups := 0
 	for _, n := range recv.ids("/r") {
 		dups += n - 1
@@ -230,15 +214,7 @@ func testRecover(t *testing.T, cluster *kafkatest.Cluster) {
 	sent := publish(t, e, "acme", 200, types, in)
 	eventually(t, 60*time.Second, "failing attempts", func() bool { return recv.rejections.Load() >= 10 })
 	healthy.Store(true)
-	eventually(t, 60*time.Second, "every event once the receiver recovered", func() bool {
-		got := recv.ids("/flaky")
-		for id := range sent {
-			if got[id] == 0 {
-				return false
-			}
-		}
-		return true
-	})
+	eventually(t, 60*time.Second, "every event once the receiver recovered", func() bool { return receivedAll(recv, sent, "/flaky") })
 	retried := 0
 	for _, d := range recv.deliveries("/flaky") {
 		if n, _ := strconv.Atoi(d.Attempt); n > 1 {

@@ -28,7 +28,9 @@ func TestPrintFile(t *testing.T) {
 		Baseline:     &BaselineResult{},
 		BaselineFast: &BaselineResult{},
 		Scale: []*ScaleResult{{Endpoints: 10, PipelinePerSecond: 14000, PipelineOfMainRun: 1.002},
-			{Endpoints: 5000, PipelinePerSecond: 11000, PipelineOfMainRun: 0.787, ReferencePerSecond: []float64{12500, 13500}, PipelineOfReference: 0.846}},
+			{Endpoints: 5000, PipelinePerSecond: 11000, PipelineOfMainRun: 0.787, ReferencePerSecond: []float64{12500, 13500}, PipelineOfReference: 0.846,
+				PipelineRouterCPU1000: 0.04, PipelineDelivererCPU1000: 0.07, PipelineBrokerCPU1000: 0.08, PipelineBenchCPU1000: 0.01,
+				ReferenceCPU1000: &ProcessCPU{Router: 0.01, Deliverer: 0.05, Broker: 0.03, Receivers: 0.01}}},
 		Isolation: &IsolationResult{IsolationRound: IsolationRound{Baseline: 15000, WithBlackHole: 14250, Ratio: 0.95},
 			Rounds: []IsolationRound{{Ratio: 0.72}, {Ratio: 0.95}, {Ratio: 1.04}}},
 	}}}
@@ -47,12 +49,13 @@ func TestPrintFile(t *testing.T) {
 	for _, want := range []string{"2026-12-01 18:19 UTC", "13970", "41.5 / 95.4 / 125.9", "10 / 17 / 23 / 11", "100, 20.4 / 31.5 / 36.9",
 		"12.5 / 30.1 / 48.2", "9.5 / 12.2 / 17.0", "8 / 2 / 3 / 1", "20 / 9 / 12 / 7", "(Go), 12 s",
 		"15000 / 14250 (95 %)", "72 %, 95 %, 104 %", "5000 endpoints: delivered/s, pipeline (of 100-ep)", "11000 (79 %)",
-		"5000 endpoints: 100-ep pipelines before / after /s (pipeline of their mean)", "12500 / 13500 (85 %)"} {
+		"5000 endpoints: 100-ep pipelines before / after /s (pipeline of their mean)", "12500 / 13500 (85 %)",
+		"5000 endpoints: 100-ep pipelines CPU s/1,000 rt / dl / broker / recv", "0.010 / 0.050 / 0.030 / 0.010"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
 	}
-	if strings.Contains(out.String(), "10 endpoints: 100-ep pipelines") {
+	if strings.Contains(out.String(), "10 endpoints: 100-ep pipelines") { // neither reference row
 		t.Errorf("table has a reference row for a run without references:\n%s", out.String())
 	}
 	empty := filepath.Join(dir, "empty.json")

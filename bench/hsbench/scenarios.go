@@ -118,15 +118,27 @@ type ScaleResult struct {
 	// this run; PipelineOfReference is PipelinePerSecond over their mean.
 	ReferencePerSecond  []float64 `json:"reference_pipelines_per_second,omitempty"`
 	PipelineOfReference float64   `json:"pipeline_fraction_of_reference,omitempty"`
-	SetupSeconds        float64   `json:"setup_seconds"`
-	RouterRSSMB         float64   `json:"router_peak_rss_mb"`
-	DelivererRSSMB      float64   `json:"deliverer_peak_rss_mb"`
+	// ReferenceCPU1000 is the two reference pipelines' mean CPU per 1,000
+	// deliveries by process, measured as the pipeline phase's is.
+	ReferenceCPU1000 *ProcessCPU `json:"reference_pipelines_cpu_seconds_per_1000,omitempty"`
+	SetupSeconds     float64     `json:"setup_seconds"`
+	RouterRSSMB      float64     `json:"router_peak_rss_mb"`
+	DelivererRSSMB   float64     `json:"deliverer_peak_rss_mb"`
 	// CPU seconds per 1,000 deliveries of the pipeline batch, by process
 	// (receivers and publisher: hsbench itself).
 	PipelineRouterCPU1000    float64 `json:"pipeline_cpu_seconds_per_1000_router"`
 	PipelineDelivererCPU1000 float64 `json:"pipeline_cpu_seconds_per_1000_deliverer"`
 	PipelineBrokerCPU1000    float64 `json:"pipeline_cpu_seconds_per_1000_broker"`
 	PipelineBenchCPU1000     float64 `json:"pipeline_cpu_seconds_per_1000_receivers"`
+}
+
+// ProcessCPU is CPU seconds per 1,000 deliveries by process: router,
+// deliverer, broker and hsbench's receivers.
+type ProcessCPU struct {
+	Router    float64 `json:"router"`
+	Deliverer float64 `json:"deliverer"`
+	Broker    float64 `json:"broker"`
+	Receivers float64 `json:"receivers"`
 }
 
 // IsolationResult is the median round's figures (by ratio) and every round.
@@ -190,24 +202,27 @@ func runBroker(ctx context.Context, o options, kind, dir string) (*BrokerResult,
 			// the host's speed drifts in minutes, and the throughput run
 			// is minutes away.
 			var refs []float64
+			var refCPU ProcessCPU
 			if o.scaleRef && n == largest {
-				rate, err := referencePipeline(ctx, o, br, dir, "before")
+				rate, cpu, err := referencePipeline(ctx, o, br, dir, "before")
 				if err != nil {
 					return nil, fmt.Errorf("scale %d: reference: %w", n, err)
 				}
-				refs = append(refs, rate)
+				refs, refCPU = append(refs, rate), cpu
 			}
 			sr, err := scaleRun(ctx, o, br, dir, n)
 			if err != nil {
 				return nil, fmt.Errorf("scale %d: %w", n, err)
 			}
 			if len(refs) > 0 {
-				rate, err := referencePipeline(ctx, o, br, dir, "after")
+				rate, cpu, err := referencePipeline(ctx, o, br, dir, "after")
 				if err != nil {
 					return nil, fmt.Errorf("scale %d: reference: %w", n, err)
 				}
 				sr.ReferencePerSecond = append(refs, rate)
 				sr.PipelineOfReference = sr.PipelinePerSecond / ((refs[0] + rate) / 2)
+				sr.ReferenceCPU1000 = &ProcessCPU{(refCPU.Router + cpu.Router) / 2, (refCPU.Deliverer + cpu.Deliverer) / 2,
+					(refCPU.Broker + cpu.Broker) / 2, (refCPU.Receivers + cpu.Receivers) / 2}
 			}
 			sr.OfMainRun = sr.PerSecond / res.Throughput.PerSecond
 			sr.PipelineOfMainRun = sr.PipelinePerSecond / res.Throughput.PerSecond
@@ -583,27 +598,31 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 
 // referencePipeline delivers o.scaleEvents events to o.endpoints endpoints
 // with router and deliverer started together on the backlog, as a scale
-// run's pipeline phase does, and returns the steady rate.
-func referencePipeline(ctx context.Context, o options, br *broker, dir, when string) (float64, error) {
+// run's pipeline phase does, and returns the steady rate and the CPU per
+// 1,000 deliveries by process, measured as the pipeline phase's is.
+func referencePipeline(ctx context.Context, o options, br *broker, dir, when string) (float64, ProcessCPU, error) {
 	fmt.Fprintf(os.Stderr, "hsbench: %s: %d-endpoint reference pipeline (%s)\n", br.kind, o.endpoints, when)
 	s, err := newStage(ctx, o, br, dir, "rf"+when[:1], min(o.endpoints, 50))
 	if err != nil {
-		return 0, err
+		return 0, ProcessCPU{}, err
 	}
 	defer s.close()
 	if err := s.addEndpoints(ctx, o.endpoints, tenantOf(o.endpoints), nil); err != nil {
-		return 0, err
+		return 0, ProcessCPU{}, err
 	}
 	events := o.scaleEvents
 	if err := s.publish(ctx, events, tenantOf(o.endpoints)); err != nil {
-		return 0, err
+		return 0, ProcessCPU{}, err
 	}
+	b0, self0 := br.cpu(), selfCPU()
 	if err := s.runPipeline(ctx, int64(events)); err != nil {
-		return 0, err
+		return 0, ProcessCPU{}, err
 	}
+	k := float64(events) / 1000
+	cpu := ProcessCPU{cpuSeconds(s.router.pid()) / k, cpuSeconds(s.deliv.pid()) / k, (br.cpu() - b0) / k, (selfCPU() - self0) / k}
 	rate := s.recv.marks.steadyRate(int64(events))
 	fmt.Fprintf(os.Stderr, "hsbench: %s: %d-endpoint reference pipeline (%s): %.0f/s\n", br.kind, o.endpoints, when, rate)
-	return rate, nil
+	return rate, cpu, nil
 }
 
 // isolation measures the healthy endpoints' rate alone and beside a black
@@ -834,6 +853,15 @@ func printTable(w io.Writer, res *Results) {
 				sc := r.Scale[i]
 				return fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", sc.PipelineRouterCPU1000, sc.PipelineDelivererCPU1000, sc.PipelineBrokerCPU1000, sc.PipelineBenchCPU1000)
 			})
+			if res.Runs[0].Scale[i].ReferenceCPU1000 != nil {
+				row(fmt.Sprintf("%d endpoints: 100-ep pipelines CPU s/1,000 rt / dl / broker / recv", n), func(r *BrokerResult) string {
+					if i >= len(r.Scale) || r.Scale[i].ReferenceCPU1000 == nil {
+						return "-"
+					}
+					c := r.Scale[i].ReferenceCPU1000
+					return fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", c.Router, c.Deliverer, c.Broker, c.Receivers)
+				})
+			}
 			row(fmt.Sprintf("%d endpoints: deliverer join → delivery s", n), func(r *BrokerResult) string {
 				if i >= len(r.Scale) {
 					return "-"

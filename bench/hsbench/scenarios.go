@@ -585,9 +585,8 @@ func scaleRun(ctx context.Context, o options, br *broker, dir string, n int) (*S
 	if err := s.runPipeline(ctx, int64(2*events)); err != nil {
 		return nil, err
 	}
-	k := float64(events) / 1000
-	res.PipelineRouterCPU1000, res.PipelineDelivererCPU1000 = cpuSeconds(s.router.pid())/k, cpuSeconds(s.deliv.pid())/k
-	res.PipelineBrokerCPU1000, res.PipelineBenchCPU1000 = (br.cpu()-b0)/k, (selfCPU()-self0)/k
+	c := s.cpuPer1000(b0, self0, events)
+	res.PipelineRouterCPU1000, res.PipelineDelivererCPU1000, res.PipelineBrokerCPU1000, res.PipelineBenchCPU1000 = c.Router, c.Deliverer, c.Broker, c.Receivers
 	res.PipelinePerSecond = s.recv.marks.steadyRateFrom(int64(events), int64(2*events))
 	res.RouterRSSMB = max(res.RouterRSSMB, peakRSSMB(s.router.pid()))
 	res.DelivererRSSMB = max(res.DelivererRSSMB, peakRSSMB(s.deliv.pid()))
@@ -618,11 +617,17 @@ func referencePipeline(ctx context.Context, o options, br *broker, dir, when str
 	if err := s.runPipeline(ctx, int64(events)); err != nil {
 		return 0, ProcessCPU{}, err
 	}
-	k := float64(events) / 1000
-	cpu := ProcessCPU{cpuSeconds(s.router.pid()) / k, cpuSeconds(s.deliv.pid()) / k, (br.cpu() - b0) / k, (selfCPU() - self0) / k}
 	rate := s.recv.marks.steadyRate(int64(events))
 	fmt.Fprintf(os.Stderr, "hsbench: %s: %d-endpoint reference pipeline (%s): %.0f/s\n", br.kind, o.endpoints, when, rate)
-	return rate, cpu, nil
+	return rate, s.cpuPer1000(b0, self0, events), nil
+}
+
+// cpuPer1000 is the CPU per 1,000 of events deliveries by process of a
+// pipeline whose router and deliverer started for it: their whole CPU, and
+// the broker's and hsbench's since b0 and self0.
+func (s *stage) cpuPer1000(b0, self0 float64, events int) ProcessCPU {
+	k := float64(events) / 1000
+	return ProcessCPU{cpuSeconds(s.router.pid()) / k, cpuSeconds(s.deliv.pid()) / k, (s.br.cpu() - b0) / k, (selfCPU() - self0) / k}
 }
 
 // isolation measures the healthy endpoints' rate alone and beside a black

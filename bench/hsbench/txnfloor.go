@@ -106,10 +106,9 @@ func txnFloor(ctx context.Context, br *broker, partitions int, d time.Duration) 
 		}
 	}
 	// One transaction, unmeasured, until the consumer has read it: both
-	// clients find the new topics' leaders and offsets first (on a broker
-	// that has just deleted the warm-up's topics, the consumer's first
-	// fetch of fresh topics once took a second, which is start-up, not
-	// the hop).
+	// clients find the new topics' leaders and offsets first (right after
+	// the warm-up, the consumer's first fetch of the fresh topics once
+	// took a second, which is start-up, not the hop).
 	if err := txn(); err != nil {
 		stopConsumer()
 		return nil, err

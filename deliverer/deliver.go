@@ -49,6 +49,23 @@ const (
 	ReasonUnwritable = "unwritable"
 )
 
+// HeaderReason is a dead letter's header with its reason (Reason*).
+const HeaderReason = "hookstream-reason"
+
+// DeadLetterHeaders are the headers of a dead letter: its reason, its
+// endpoint and, when the event had one, the event's record key (which a
+// redrive writes it back under).
+func DeadLetterHeaders(reason, endpointID string, eventKey []byte) []kgo.RecordHeader {
+	hs := []kgo.RecordHeader{
+		{Key: HeaderReason, Value: []byte(reason)},
+		{Key: HeaderRetryEndpoint, Value: []byte(endpointID)},
+	}
+	if len(eventKey) > 0 {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderEventKey, Value: eventKey})
+	}
+	return hs
+}
+
 var errFailed = errors.New("delivery attempt failed")
 
 // process runs a started job to its settlement and reports whether it is
@@ -281,13 +298,8 @@ func (d *Deliverer) deadLetter(j *job, ep *registry.Endpoint, env *codec.Envelop
 		return false
 	}
 	d.log.Warn("deliverer: dead-lettered", "endpoint", j.endpointID, "event", dl.EventID, "reason", reason, "attempts", j.attempts, "status", j.lastStatus, "error", j.lastErr)
-	rec := &kgo.Record{Topic: d.topics.DLQ(), Key: []byte(j.endpointID), Value: val, Headers: []kgo.RecordHeader{
-		{Key: "hookstream-reason", Value: []byte(reason)},
-		{Key: HeaderRetryEndpoint, Value: []byte(j.endpointID)},
-	}}
-	if j.eventKey != "" {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderEventKey, Value: []byte(j.eventKey)})
-	}
+	rec := &kgo.Record{Topic: d.topics.DLQ(), Key: []byte(j.endpointID), Value: val,
+		Headers: DeadLetterHeaders(reason, j.endpointID, []byte(j.eventKey))}
 	if !d.produceDurably(rec) {
 		d.m.deliveries.WithLabelValues(OutcomeInterrupted).Inc()
 		return false

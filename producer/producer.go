@@ -237,7 +237,7 @@ func (p *Producer) record(ev Event) (*kgo.Record, string, error) {
 		Topic:   p.topic,
 		Key:     []byte(key),
 		Value:   val,
-		Headers: []kgo.RecordHeader{{Key: "hookstream-event-id", Value: []byte(env.ID)}},
+		Headers: []kgo.RecordHeader{{Key: kafka.HeaderEventID, Value: []byte(env.ID)}},
 	}
 	if n := kafka.RecordBytes(rec); n > kafka.MaxEventBytes {
 		return nil, "", fmt.Errorf("producer: %w: the event's record is %d bytes (data, previous_data, key and envelope), the most is %d", ErrInvalidEvent, n, kafka.MaxEventBytes)

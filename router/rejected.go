@@ -13,11 +13,9 @@ import (
 
 	"github.com/hookstream/hookstream/deliverer"
 	"github.com/hookstream/hookstream/pkg/codec"
+	"github.com/hookstream/hookstream/pkg/kafka"
 	"github.com/hookstream/hookstream/pkg/registry"
 )
-
-// HeaderEventID names the event id on the dead letters the router writes.
-const HeaderEventID = "hookstream-event-id"
 
 // ErrUnwritable is the quarantine reason of an event whose copy for an
 // endpoint Kafka refused for good, on its topic and as a dead letter.
@@ -108,7 +106,7 @@ func (r *Router) refused(rec *kgo.Record, err error) {
 	} else if rec.Topic == r.topics.DLQ() {
 		for _, h := range rec.Headers {
 			switch h.Key {
-			case HeaderEventID:
+			case kafka.HeaderEventID:
 				k.eventID = string(h.Value)
 			case deliverer.HeaderRetryEndpoint:
 				k.endpoint = string(h.Value)
@@ -158,14 +156,8 @@ func (r *Router) writeCopy(ctx context.Context, p producer, rec *kgo.Record, env
 		promise(&kgo.Record{Topic: dk.topic}, fmt.Errorf("router: encoding a dead letter: %w", err))
 		return
 	}
-	hs := []kgo.RecordHeader{
-		{Key: "hookstream-reason", Value: []byte(deliverer.ReasonUnwritable)},
-		{Key: deliverer.HeaderRetryEndpoint, Value: []byte(e.ID)},
-		{Key: HeaderEventID, Value: []byte(env.ID)},
-	}
-	if len(rec.Key) > 0 {
-		hs = append(hs, kgo.RecordHeader{Key: deliverer.HeaderEventKey, Value: rec.Key})
-	}
+	hs := append(deliverer.DeadLetterHeaders(deliverer.ReasonUnwritable, e.ID, rec.Key),
+		kgo.RecordHeader{Key: kafka.HeaderEventID, Value: []byte(env.ID)})
 	r.log.Warn("router: writing a refused copy as a dead letter", "endpoint", e.ID, "event", env.ID, "refusal", why)
 	p.Produce(ctx, &kgo.Record{Topic: dk.topic, Key: []byte(e.ID), Value: val, Headers: hs}, func(d *kgo.Record, err error) {
 		if err == nil {

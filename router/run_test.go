@@ -417,7 +417,7 @@ func TestRunWritesRefusedCopiesAnotherWay(t *testing.T) {
 						for _, h := range rec.Headers {
 							hs[h.Key] = string(h.Value)
 						}
-						if hs[deliverer.HeaderEventKey] == "" || hs["hookstream-reason"] != deliverer.ReasonUnwritable || hs[deliverer.HeaderRetryEndpoint] != "t2-a" {
+						if hs[deliverer.HeaderEventKey] == "" || hs[deliverer.HeaderReason] != deliverer.ReasonUnwritable || hs[deliverer.HeaderRetryEndpoint] != "t2-a" {
 							t.Errorf("dead letter headers %v", hs)
 						}
 						delete(refused, dl.EventID)

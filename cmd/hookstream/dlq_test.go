@@ -44,7 +44,7 @@ func (e *opsEnv) deadLetter(endpoint, reason string, partition int32, deadAt tim
 		e.t.Fatal(err)
 	}
 	rec := &kgo.Record{Topic: e.kcfg.Topics().DLQ(), Partition: partition, Key: []byte(endpoint), Value: val,
-		Headers: append([]kgo.RecordHeader{{Key: "hookstream-reason", Value: []byte(reason)}}, headers...)}
+		Headers: append([]kgo.RecordHeader{{Key: deliverer.HeaderReason, Value: []byte(reason)}}, headers...)}
 	e.produce(rec)
 	return letter{dl: dl, partition: partition, offset: rec.Offset}
 }

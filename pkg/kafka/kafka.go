@@ -113,6 +113,12 @@ func (c Config) Topics() Topics {
 	return Topics{Prefix: p}
 }
 
+// HeaderEventID is the header with the event's id that the producer
+// writes on every event record, and the router and a redrive on the
+// records they write for an event outside its envelope (dead letters,
+// redriven copies).
+const HeaderEventID = "hookstream-event-id"
+
 // Topics names every topic Hookstream uses. All names share one prefix.
 type Topics struct{ Prefix string }
 

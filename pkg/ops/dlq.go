@@ -26,8 +26,9 @@ const (
 	// HeaderRedrivenFrom names the dead letter a record was redriven from:
 	// <dlq topic>/<partition>/<offset>.
 	HeaderRedrivenFrom = "hookstream-redriven-from"
-	// HeaderEventID is the event id header the producer writes.
-	HeaderEventID = "hookstream-event-id"
+	// HeaderEventID is the event id header the producer writes
+	// (kafka.HeaderEventID).
+	HeaderEventID = kafka.HeaderEventID
 )
 
 // RedrivenTopic is the compacted topic where redrives record the dead
